@@ -1,0 +1,184 @@
+"""Step decorators: ``@af.step``, ``@af.ingest``, ... and the ``StepSpec`` they produce."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
+
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+KINDS = ("step", "ingest", "preprocess", "train", "tune", "predict")
+
+
+@dataclass(frozen=True, eq=False)
+class StepSpec:
+    """Everything the compiler and the runtime need to know about one step."""
+
+    name: str
+    kind: str
+    fn: Callable[..., Any]
+    signature: inspect.Signature
+    input_types: dict[str, Any]
+    output_types: tuple[Any, ...]
+    multi_output: bool
+    num_cpus: float | None = None
+    num_gpus: float | None = None
+    memory: int | None = None
+    retries: int = 0
+    cache: bool = True
+    version: str | None = None
+    cache_ignore: tuple[str, ...] = ()
+    watch: tuple[str, ...] = ()
+    cache_ttl: float | None = None
+    explicit_name: bool = field(default=False, repr=False)
+
+
+def _resolve_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    """Resolved annotations; names that cannot be resolved yet count as ``Any``."""
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:
+        hints: dict[str, Any] = {}
+        ns = getattr(fn, "__globals__", {})
+        for key, ann in getattr(fn, "__annotations__", {}).items():
+            try:
+                hints[key] = eval(ann, ns) if isinstance(ann, str) else ann  # noqa: S307
+            except Exception:
+                hints[key] = Any
+        return hints
+
+
+def _output_types(hints: dict[str, Any]) -> tuple[tuple[Any, ...], bool]:
+    """A missing return annotation is ``Any``; ``tuple[A, B]`` gives two outputs."""
+    if "return" not in hints:
+        return (Any,), False
+    ret = hints["return"]
+    if typing.get_origin(ret) is tuple:
+        args = typing.get_args(ret)
+        if args and args != ((),) and not (len(args) == 2 and args[1] is Ellipsis):
+            return tuple(args), True
+    return (ret,), False
+
+
+def make_spec(fn: Callable[..., Any], kind: str, **options: Any) -> StepSpec:
+    if kind not in KINDS:
+        raise ValueError(f"unknown step kind {kind!r}; expected one of {KINDS}")
+    sig = inspect.signature(fn)
+    hints = _resolve_hints(fn)
+    outputs, multi = _output_types(hints)
+    inputs = {name: hints.get(name, Any) for name in sig.parameters}
+    name = options.pop("name", None)
+    for key in ("cache_ignore", "watch"):
+        options[key] = tuple(options.get(key) or ())
+    unknown = [n for n in options["cache_ignore"] if n not in sig.parameters]
+    if unknown:
+        raise ValueError(f"step {fn.__name__!r}: cache_ignore names unknown parameters {unknown}")
+    if options.get("retries") is None:
+        options["retries"] = 0
+    if options.get("cache") is None:
+        options["cache"] = True
+    return StepSpec(name=name or fn.__name__, kind=kind, fn=fn, signature=sig,
+                    input_types=inputs, output_types=outputs, multi_output=multi,
+                    explicit_name=name is not None, **options)
+
+
+class Step(Generic[P, R]):
+    """A decorated function. Outside a pipeline it runs the function; inside a
+    ``@af.pipeline`` body it records a node and returns a symbolic output handle."""
+
+    spec: StepSpec
+
+    def __init__(self, spec: StepSpec) -> None:
+        self.spec = spec
+        functools.update_wrapper(self, spec.fn)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        from airflowdsl.dsl import trace
+
+        current = trace.current()
+        if current is None:
+            return typing.cast(R, self.spec.fn(*args, **kwargs))
+        return typing.cast(R, current.record_step(self.spec, args, kwargs))
+
+    def with_options(self, **options: Any) -> Step[P, R]:
+        """A copy with other options, e.g. ``fit.with_options(name="fit_a")(train)``;
+        an explicit name must be unique in the pipeline (no ``_2`` suffix is added)."""
+        if "name" in options:
+            options["explicit_name"] = options["name"] is not None
+            options["name"] = options["name"] or self.spec.fn.__name__
+        for key in ("cache_ignore", "watch"):
+            if key in options:
+                options[key] = tuple(options[key] or ())
+        return Step(dataclasses.replace(self.spec, **options))
+
+    def __repr__(self) -> str:
+        return f"<{self.spec.kind} step {self.spec.name!r}>"
+
+
+class _StepFactory(Protocol):
+    def __call__(self, fn: Callable[P, R_co], /) -> Step[P, R_co]: ...
+
+
+class StepDecorator:
+    """``@af.<kind>`` bare or with options. When ``module`` is set (``af.train``,
+    ``af.tune``), unknown attributes are looked up in that module."""
+
+    def __init__(self, kind: str, module: str | None = None) -> None:
+        self.kind = kind
+        self._module = module
+
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Step[P, R]: ...
+
+    @overload
+    def __call__(self, fn: None = None, /, *, name: str | None = None,
+                 num_cpus: float | None = None, num_gpus: float | None = None,
+                 memory: int | None = None, retries: int = 0, cache: bool = True,
+                 version: str | None = None, cache_ignore: list[str] | None = None,
+                 watch: list[str] | None = None,
+                 cache_ttl: float | None = None) -> _StepFactory: ...
+
+    def __call__(self, fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+        if fn is not None:
+            if options or not callable(fn):
+                raise TypeError(f"@af.{self.kind} takes a function, or only keyword options")
+            return Step(make_spec(fn, self.kind))
+
+        def decorate(f: Callable[..., Any]) -> Step[Any, Any]:
+            return Step(make_spec(f, self.kind, **dict(options)))
+
+        return decorate
+
+    def __getattr__(self, attr: str) -> Any:
+        module = self.__dict__.get("_module")
+        if module is None or attr.startswith("__"):
+            raise AttributeError(attr)
+        mod = importlib.import_module(module)
+        try:
+            return getattr(mod, attr)
+        except AttributeError:
+            if not hasattr(mod, "__path__"):
+                raise
+            return importlib.import_module(f"{module}.{attr}")
+
+    def __repr__(self) -> str:
+        return f"<airflowdsl step decorator {self.kind!r}>"
+
+
+step = StepDecorator("step")
+ingest = StepDecorator("ingest")
+preprocess = StepDecorator("preprocess")
+train = StepDecorator("train", module="airflowdsl.train")
+tune = StepDecorator("tune", module="airflowdsl.tune")
+predict = StepDecorator("predict")
+
+__all__ = ["KINDS", "Step", "StepDecorator", "StepSpec", "ingest", "make_spec", "predict",
+           "preprocess", "step", "train", "tune"]
