@@ -1,0 +1,99 @@
+"""AIR configuration objects: validated, frozen, positional-friendly (pydantic dataclasses)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, field_validator
+from pydantic.dataclasses import dataclass
+
+_STRICT = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+# CPUs left free for Ray Data tasks and the step task that drives training, when the
+# user does not size workers: on 2 CPUs, 2 workers get 0.25 CPU each (see docs/training.md).
+DATA_RESERVE_CPUS = 1.5
+
+
+@dataclass(frozen=True, config=_STRICT)
+class ScalingConfig:
+    """How many training workers, and what each one holds.
+
+    ``resources_per_worker=None`` sizes workers so Ray Data is never starved: one CPU
+    each where the cluster has room, else a fraction that leaves ~1.5 CPUs free.
+    """
+
+    num_workers: int = Field(default=1, ge=0)
+    use_gpu: bool = False
+    resources_per_worker: dict[str, float] | None = None
+    trainer_resources: dict[str, float] | None = None
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+
+    @field_validator("resources_per_worker", "trainer_resources")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for key, amount in (value or {}).items():
+            if amount < 0:
+                raise ValueError(f"resource {key!r} must be >= 0, got {amount}")
+        return value
+
+    def worker_resources(self, *, cluster_cpus: float) -> dict[str, float]:
+        """The Ray resources of one worker actor on a cluster with ``cluster_cpus`` CPUs."""
+        res = dict(self.resources_per_worker or {})
+        if "CPU" not in res:
+            share = max(cluster_cpus - DATA_RESERVE_CPUS, 0.25 * cluster_cpus)
+            res["CPU"] = round(min(1.0, share / max(self.num_workers, 1)), 4)
+        if self.use_gpu and "GPU" not in res:
+            res["GPU"] = 1.0
+        return res
+
+    def bundles(self, *, cluster_cpus: float) -> list[dict[str, float]]:
+        """Placement-group bundles, one per worker."""
+        worker = {k: v for k, v in self.worker_resources(cluster_cpus=cluster_cpus).items() if v}
+        return [dict(worker) for _ in range(self.num_workers)]
+
+
+@dataclass(frozen=True, config=_STRICT)
+class CheckpointConfig:
+    """Which reported checkpoints to keep: ``num_to_keep`` best by the score attribute."""
+
+    num_to_keep: int | None = Field(default=None, ge=1)
+    checkpoint_score_attribute: str | None = None
+    checkpoint_score_order: Literal["max", "min"] = "max"
+    checkpoint_frequency: int = Field(default=0, ge=0)  # built-in loops (GBDT): every N rounds
+    checkpoint_at_end: bool = True
+
+
+@dataclass(frozen=True, config=_STRICT)
+class FailureConfig:
+    """``max_failures`` restarts of the worker group (-1: unlimited)."""
+
+    max_failures: int = Field(default=0, ge=-1)
+
+    def allows(self, failures: int) -> bool:
+        return self.max_failures < 0 or failures <= self.max_failures
+
+
+@dataclass(frozen=True, config=_STRICT)
+class RunConfig:
+    """Where and under which name a fit stores its checkpoints, and how it fails."""
+
+    name: str | None = None
+    storage_path: str | None = None
+    checkpoint_config: CheckpointConfig | None = None
+    failure_config: FailureConfig | None = None
+    callbacks: list[Any] | None = None
+    stop: dict[str, Any] | None = None
+    verbose: int = Field(default=1, ge=0, le=3)
+
+    def resolved_storage_path(self) -> str:
+        """``storage_path``, else ``$AIRFLOWDSL_HOME/train``, else ``.airflowdsl/train``."""
+        if self.storage_path:
+            return os.path.abspath(os.path.expanduser(self.storage_path))
+        home = os.environ.get("AIRFLOWDSL_HOME") or ".airflowdsl"
+        if "://" in home:  # object-store homes: checkpoints still land on a local disk
+            home = os.path.join(os.path.expanduser("~"), ".airflowdsl")
+        return os.path.abspath(os.path.join(home, "train"))
+
+
+__all__ = ["CheckpointConfig", "FailureConfig", "RunConfig", "ScalingConfig"]

@@ -1,0 +1,150 @@
+"""The per-worker session: what ``train_loop_per_worker`` talks to.
+
+A training worker (or the calling process in local mode) installs a ``WorkerSession``;
+the module-level functions below are the AIR ``session`` API on top of it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflowdsl.air.checkpoint import Checkpoint, persist_directory
+
+_OUTSIDE = (
+    "airflowdsl.air.session.{name}() was called outside a training worker: call it from "
+    "the train_loop_per_worker a Trainer runs (use ScalingConfig(num_workers=0) to run the "
+    "loop in this process)"
+)
+
+
+@dataclass
+class WorkerSession:
+    """Everything one worker knows about its fit."""
+
+    world_rank: int
+    world_size: int
+    local_rank: int
+    local_world_size: int
+    node_rank: int
+    run_dir: str
+    dataset_shards: dict[str, Any] = field(default_factory=dict)
+    checkpoint: Checkpoint | None = None
+    trial_name: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    start_iteration: int = 0
+    sink: Callable[[dict[str, Any]], None] | None = None  # receives each report record
+    iteration: int = 0
+    started: float = field(default_factory=time.time)
+    extras: dict[str, Any] = field(default_factory=dict)  # backend-specific (device, ...)
+
+    def report(self, metrics: dict[str, Any], checkpoint: Checkpoint | None = None) -> None:
+        if not isinstance(metrics, dict):
+            raise TypeError(f"session.report takes a dict of metrics, got {type(metrics).__name__}")
+        self.iteration += 1
+        iteration = self.start_iteration + self.iteration
+        record: dict[str, Any] = {
+            "rank": self.world_rank,
+            "metrics": dict(metrics),
+            "training_iteration": iteration,
+            "time_total_s": time.time() - self.started,
+            "checkpoint_path": None,
+        }
+        if checkpoint is not None and self.world_rank == 0:
+            dest = os.path.join(self.run_dir, f"checkpoint_{iteration:06d}")
+            record["checkpoint_path"] = persist_directory(checkpoint.path, dest)
+            Checkpoint(dest).update_metadata({"training_iteration": iteration})
+        if self.sink is not None:
+            self.sink(record)
+
+
+_SESSION: WorkerSession | None = None
+
+
+def _install(session: WorkerSession | None) -> None:
+    global _SESSION
+    _SESSION = session
+
+
+def _current(name: str) -> WorkerSession:
+    if _SESSION is None:
+        raise RuntimeError(_OUTSIDE.format(name=name))
+    return _SESSION
+
+
+def get_session() -> WorkerSession | None:
+    """The active session, or None outside a training worker."""
+    return _SESSION
+
+
+def report(metrics: dict[str, Any], checkpoint: Checkpoint | None = None) -> None:
+    """Report metrics (rank 0's are kept) and optionally a checkpoint (rank 0's is persisted)."""
+    _current("report").report(metrics, checkpoint)
+
+
+def get_dataset_shard(name: str = "train") -> Any:
+    """This worker's part of ``datasets[name]`` (a ``ray.data.DataIterator``)."""
+    session = _current("get_dataset_shard")
+    if name not in session.dataset_shards:
+        known = ", ".join(sorted(session.dataset_shards)) or "none"
+        raise KeyError(f"no dataset named {name!r} was passed to the trainer (datasets: {known})")
+    return session.dataset_shards[name]
+
+
+def get_checkpoint() -> Checkpoint | None:
+    """The checkpoint to resume from (after a restart or ``resume_from_checkpoint``), else None."""
+    return _current("get_checkpoint").checkpoint
+
+
+def get_world_rank() -> int:
+    return _current("get_world_rank").world_rank
+
+
+def get_world_size() -> int:
+    return _current("get_world_size").world_size
+
+
+def get_local_rank() -> int:
+    return _current("get_local_rank").local_rank
+
+
+def get_local_world_size() -> int:
+    return _current("get_local_world_size").local_world_size
+
+
+def get_node_rank() -> int:
+    return _current("get_node_rank").node_rank
+
+
+def get_trial_name() -> str:
+    return _current("get_trial_name").trial_name
+
+
+def get_trial_dir() -> str:
+    return _current("get_trial_dir").run_dir
+
+
+def scratch_dir() -> str:
+    """A fresh local directory to write a checkpoint into before reporting it."""
+    return tempfile.mkdtemp(prefix="airflowdsl-scratch-")
+
+
+__all__ = [
+    "WorkerSession",
+    "get_checkpoint",
+    "get_dataset_shard",
+    "get_local_rank",
+    "get_local_world_size",
+    "get_node_rank",
+    "get_session",
+    "get_trial_dir",
+    "get_trial_name",
+    "get_world_rank",
+    "get_world_size",
+    "report",
+    "scratch_dir",
+]

@@ -1,0 +1,89 @@
+"""Keeps the reported checkpoints of one fit: numbering, ``num_to_keep`` and score order."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+from typing import Any
+
+from airflowdsl.air.checkpoint import Checkpoint
+from airflowdsl.air.config import CheckpointConfig
+
+_CKPT_DIR = re.compile(r"^checkpoint_(\d{6})$")
+
+
+class CheckpointManager:
+    """Tracks ``(checkpoint, metrics)`` pairs under a run directory and prunes them."""
+
+    def __init__(self, run_dir: str, config: CheckpointConfig | None) -> None:
+        self.run_dir = run_dir
+        self.config = config or CheckpointConfig()
+        self.kept: list[tuple[Checkpoint, dict[str, Any]]] = []
+        self.latest: Checkpoint | None = None
+
+    def existing(self) -> list[tuple[int, Checkpoint]]:
+        """Checkpoints a previous fit with the same run directory left behind, oldest first."""
+        if not os.path.isdir(self.run_dir):
+            return []
+        found = []
+        for name in os.listdir(self.run_dir):
+            match = _CKPT_DIR.match(name)
+            if match:
+                found.append((int(match.group(1)), Checkpoint(os.path.join(self.run_dir, name))))
+        return sorted(found, key=lambda item: item[0])
+
+    def adopt_existing(self) -> Checkpoint | None:
+        """Register a previous fit's checkpoints; returns the latest (to resume from)."""
+        for _iteration, ckpt in self.existing():
+            self.register(ckpt, ckpt.get_metadata().get("metrics", {}))
+        return self.latest
+
+    def register(self, checkpoint: Checkpoint, metrics: dict[str, Any]) -> None:
+        checkpoint.update_metadata({"metrics": _jsonable(metrics)})
+        self.latest = checkpoint
+        self.kept = [kc for kc in self.kept if kc[0] != checkpoint]
+        self.kept.append((checkpoint, metrics))
+        self._prune()
+
+    def _score(self, metrics: dict[str, Any]) -> float:
+        attr = self.config.checkpoint_score_attribute
+        if attr is None:
+            return 0.0
+        value = metrics.get(attr)
+        if not isinstance(value, (int, float)) or math.isnan(value):
+            return -math.inf
+        return float(value) if self.config.checkpoint_score_order == "max" else -float(value)
+
+    def ranked(self) -> list[tuple[Checkpoint, dict[str, Any]]]:
+        """Best first when a score attribute is set, else newest first."""
+        if self.config.checkpoint_score_attribute is None:
+            return list(reversed(self.kept))
+        return sorted(self.kept, key=lambda kc: self._score(kc[1]), reverse=True)
+
+    def _prune(self) -> None:
+        keep = self.config.num_to_keep
+        if keep is None or len(self.kept) <= keep:
+            return
+        survivors = self.ranked()[:keep]
+        if self.latest is not None and all(c != self.latest for c, _ in survivors):
+            survivors = survivors[: keep - 1] + [kc for kc in self.kept if kc[0] == self.latest]
+        for ckpt, _ in self.kept:
+            if all(ckpt != c for c, _ in survivors):
+                shutil.rmtree(ckpt.path, ignore_errors=True)
+        self.kept = [kc for kc in self.kept if any(kc[0] == c for c, _ in survivors)]
+
+    def best(self) -> Checkpoint | None:
+        """The best checkpoint by the score attribute, or the latest when none is set."""
+        if self.config.checkpoint_score_attribute is None:
+            return self.latest
+        ranked = self.ranked()
+        return ranked[0][0] if ranked else None
+
+
+def _jsonable(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool)) or v is None}
+
+
+__all__ = ["CheckpointManager"]

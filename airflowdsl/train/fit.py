@@ -1,0 +1,224 @@
+"""The fit controller: attempts, report collection, fault tolerance, the Result."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import ray
+
+from airflowdsl.air import session as air_session
+from airflowdsl.air.checkpoint import Checkpoint
+from airflowdsl.air.config import FailureConfig
+from airflowdsl.air.result import Result
+from airflowdsl.train.checkpoints import CheckpointManager
+from airflowdsl.train.trainer import TrainingFailedError
+from airflowdsl.train.worker_group import WorkerGroup, call_loop
+
+if TYPE_CHECKING:
+    from airflowdsl.train.trainer import DataParallelTrainer
+
+log = logging.getLogger(__name__)
+
+#: set by a Tune trial: receives (metrics, checkpoint or None) for every rank-0 report
+REPORT_HOOKS: list[Callable[[dict[str, Any], Checkpoint | None], None]] = []
+POLL_S = 0.5
+
+
+class _WorkerFailure(Exception):
+    def __init__(self, rank: int, detail: str) -> None:
+        super().__init__(detail)
+        self.rank = rank
+        self.detail = detail
+
+
+class _FitState:
+    """What survives a restart of the worker group: reports, checkpoints, iteration."""
+
+    def __init__(self, trainer: DataParallelTrainer) -> None:
+        rc = trainer.run_config
+        name = rc.name or f"{type(trainer).__name__}_{time.strftime('%Y%m%d-%H%M%S')}_{uuid.uuid4().hex[:6]}"
+        self.name = name
+        self.run_dir = os.path.join(rc.resolved_storage_path(), name)
+        os.makedirs(self.run_dir, exist_ok=True)
+        self.manager = CheckpointManager(self.run_dir, rc.checkpoint_config)
+        previous = self.manager.adopt_existing()
+        self.resume = trainer.resume_from_checkpoint or previous
+        existing = self.manager.existing()
+        self.iteration = existing[-1][0] if existing else 0
+        self.history: list[dict[str, Any]] = []
+        self.started = time.time()
+        self.callbacks = list(rc.callbacks or [])
+
+    def on_report(self, record: dict[str, Any]) -> None:
+        """A rank-0 report: history row, checkpoint bookkeeping, hooks."""
+        metrics = dict(record["metrics"])
+        self.iteration = record["training_iteration"]
+        row = {**metrics, "training_iteration": self.iteration,
+               "time_total_s": time.time() - self.started}
+        self.history.append(row)
+        ckpt = None
+        if record.get("checkpoint_path"):
+            ckpt = Checkpoint(record["checkpoint_path"])
+            self.manager.register(ckpt, row)
+        for hook in REPORT_HOOKS:
+            hook(row, ckpt)
+        for cb in self.callbacks:
+            if hasattr(cb, "on_report"):
+                cb.on_report(row, ckpt)
+
+    def rewind(self) -> None:
+        """Before a restart: forget reports after the checkpoint we resume from."""
+        latest = self.manager.latest
+        self.resume = latest or self.resume
+        upto = latest.get_metadata().get("training_iteration", 0) if latest else 0
+        self.history = [row for row in self.history if row["training_iteration"] <= upto]
+        self.iteration = upto
+
+    def result(self, error: BaseException | None = None) -> Result:
+        ckpt = self.manager.best() if self.manager.kept else None
+        return Result(
+            metrics=dict(self.history[-1]) if self.history else {},
+            checkpoint=ckpt,
+            error=error,
+            path=self.run_dir,
+            metrics_history=list(self.history),
+            best_checkpoints=self.manager.ranked(),
+        )
+
+
+def run_fit(trainer: DataParallelTrainer) -> Result:
+    state = _FitState(trainer)
+    failure_config = trainer.run_config.failure_config or FailureConfig()
+    if trainer.scaling_config.num_workers == 0:
+        _run_local(trainer, state)
+        return state.result()
+    failures = 0
+    while True:
+        try:
+            _run_group(trainer, state)
+            return state.result()
+        except _WorkerFailure as failure:
+            failures += 1
+            if not failure_config.allows(failures):
+                msg = (f"{type(trainer).__name__} failed: worker rank {failure.rank}: "
+                       f"{failure.detail}")
+                if failures > 1:
+                    msg += f"\n(after {failures - 1} restart(s); FailureConfig.max_failures reached)"
+                raise TrainingFailedError(msg, result=state.result()) from None
+            log.warning("worker rank %s failed (%s); restarting the group from the latest "
+                        "checkpoint (failure %s)", failure.rank, failure.detail.splitlines()[-1],
+                        failures)
+            state.rewind()
+
+
+def _session_ctx(state: _FitState, trainer: DataParallelTrainer, *, rank: int, size: int,
+                 info: dict[str, Any], shards: dict[str, Any], extras: dict[str, Any]
+                 ) -> dict[str, Any]:
+    return {
+        "world_rank": rank, "world_size": size,
+        "local_rank": info.get("local_rank", 0),
+        "local_world_size": info.get("local_world_size", 1),
+        "node_rank": info.get("node_rank", 0),
+        "run_dir": state.run_dir, "dataset_shards": shards, "checkpoint": state.resume,
+        "trial_name": state.name, "config": dict(trainer.train_loop_config or {}),
+        "start_iteration": state.iteration, "extras": extras,
+    }
+
+
+def _run_local(trainer: DataParallelTrainer, state: _FitState) -> None:
+    """num_workers=0: the loop runs here, in this process (debugger-friendly)."""
+    shards = {name: ds.iterator() for name, ds in trainer.datasets.items()}
+    backend = trainer.make_backend()
+    ctx = _session_ctx(state, trainer, rank=0, size=1, info={}, shards=shards,
+                       extras=backend.session_extras(0, trainer.scaling_config))
+    previous = air_session.get_session()
+    air_session._install(air_session.WorkerSession(**ctx, sink=state.on_report))
+    try:
+        call_loop(trainer.train_loop_per_worker, trainer.train_loop_config)
+    finally:
+        air_session._install(previous)
+
+
+def _shard_datasets(trainer: DataParallelTrainer, n: int, cpus_held: float) -> list[dict[str, Any]]:
+    per_rank: list[dict[str, Any]] = [{} for _ in range(n)]
+    for name, ds in trainer.datasets.items():
+        if name in trainer.split_datasets:
+            _exclude_training_cpus(ds, cpus_held)
+            for rank, it in enumerate(ds.streaming_split(n, equal=True)):
+                per_rank[rank][name] = it
+        else:
+            for rank in range(n):
+                per_rank[rank][name] = ds.iterator()
+    return per_rank
+
+
+def _exclude_training_cpus(ds: Any, cpus: float) -> None:
+    """Tell Ray Data the CPUs the training actors hold, so it plans with what is left."""
+    try:
+        from ray.data._internal.execution.interfaces import ExecutionResources
+
+        ds.context.execution_options.exclude_resources = ExecutionResources(cpu=cpus)
+    except Exception:  # noqa: BLE001 - best effort across Ray versions
+        pass
+
+
+def _run_group(trainer: DataParallelTrainer, state: _FitState) -> None:
+    scaling = trainer.scaling_config
+    n = scaling.num_workers
+    resources = scaling.worker_resources(cluster_cpus=ray.cluster_resources().get("CPU", 1))
+    backend = trainer.make_backend()
+    group = WorkerGroup(num_workers=n, resources=resources,
+                        placement_strategy=scaling.placement_strategy, env=backend.worker_env)
+    try:
+        backend.on_start(group, scaling)
+        shards = _shard_datasets(trainer, n, resources.get("CPU", 0) * n)
+        ray.get([
+            worker.start.remote(trainer.train_loop_per_worker, trainer.train_loop_config,
+                                _session_ctx(state, trainer, rank=rank, size=n,
+                                             info=group.infos[rank], shards=shards[rank],
+                                             extras=backend.session_extras(rank, scaling)))
+            for rank, worker in enumerate(group.workers)
+        ])
+        _collect(group, state)
+        backend.on_shutdown(group)
+    finally:
+        group.shutdown()
+
+
+def _collect(group: WorkerGroup, state: _FitState) -> None:
+    """Poll every worker until all are done; the first error or death fails at once."""
+    counts = [0] * len(group)
+    done = [False] * len(group)
+    pending = {w.poll.remote(POLL_S): rank for rank, w in enumerate(group.workers)}
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for ref in ready:
+            rank = pending.pop(ref)
+            try:
+                records = ray.get(ref)
+            except ray.exceptions.RayActorError as exc:
+                raise _WorkerFailure(rank, f"the worker process died ({type(exc).__name__}: "
+                                           f"{str(exc).splitlines()[0]})") from None
+            for record in records:
+                if "error" in record:
+                    raise _WorkerFailure(rank, record["error"])
+                if record.get("done"):
+                    done[rank] = True
+                    continue
+                counts[rank] += 1
+                if rank == 0:
+                    state.on_report(record)
+            if not done[rank]:
+                pending[group.workers[rank].poll.remote(POLL_S)] = rank
+    if len(set(counts)) > 1:
+        detail = ", ".join(f"rank {r}: {c}" for r, c in enumerate(counts))
+        raise TrainingFailedError(
+            f"workers called session.report an unequal number of times ({detail}); every "
+            f"worker must report the same number of times (report on all ranks, checkpoint "
+            f"on rank 0 only)"
+        )

@@ -1,0 +1,108 @@
+"""Trainer bases: ``BaseTrainer`` (fit, Tune overrides) and ``DataParallelTrainer``."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from airflowdsl.air.checkpoint import Checkpoint
+from airflowdsl.air.config import RunConfig, ScalingConfig
+from airflowdsl.air.result import Result
+from airflowdsl.train.backend import Backend
+
+T = TypeVar("T", bound="BaseTrainer")
+
+
+class TrainingFailedError(RuntimeError):
+    """A fit failed for good; the message carries the failing rank and the user's traceback."""
+
+    def __init__(self, message: str, *, result: Result | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class BaseTrainer:
+    """Remembers its constructor arguments so a ``Tuner`` can override any of them."""
+
+    _init_args: dict[str, Any]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        self = super().__new__(cls)
+        bound = inspect.signature(cls.__init__).bind(self, *args, **kwargs)
+        self._init_args = {k: v for k, v in bound.arguments.items() if k != "self"}
+        return self
+
+    def with_overrides(self: T, overrides: dict[str, Any]) -> T:
+        """A copy of this trainer with constructor arguments overridden (dicts merge deeply)."""
+        known = inspect.signature(type(self).__init__).parameters
+        var_kw = next((n for n, p in known.items() if p.kind is p.VAR_KEYWORD), None)
+        args = copy.copy(self._init_args)
+        if var_kw:
+            args.update(args.pop(var_kw, {}))
+        for key, value in overrides.items():
+            if key not in known and var_kw is None:
+                raise ValueError(
+                    f"param_space key {key!r} is not an argument of {type(self).__name__} "
+                    f"(arguments: {', '.join(k for k in known if k != 'self')})"
+                )
+            args[key] = _merge(args.get(key), value)
+        return type(self)(**args)
+
+    def fit(self) -> Result:
+        raise NotImplementedError
+
+
+def _merge(base: Any, override: Any) -> Any:
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for key, value in override.items():
+            out[key] = _merge(base.get(key), value)
+        return out
+    return override
+
+
+class DataParallelTrainer(BaseTrainer):
+    """Runs ``train_loop_per_worker`` on an actor group, ``datasets['train']`` split across it."""
+
+    backend_cls: type[Backend] = Backend
+    #: datasets split across workers; the others are given whole to every worker
+    split_datasets: tuple[str, ...] = ("train",)
+
+    def __init__(
+        self,
+        train_loop_per_worker: Callable[..., Any],
+        *,
+        train_loop_config: dict[str, Any] | None = None,
+        backend_config: Any = None,
+        scaling_config: ScalingConfig | None = None,
+        run_config: RunConfig | None = None,
+        datasets: dict[str, Any] | None = None,
+        resume_from_checkpoint: Checkpoint | None = None,
+        dataset_config: dict[str, Any] | None = None,
+    ) -> None:
+        if not callable(train_loop_per_worker):
+            raise TypeError("train_loop_per_worker must be a function taking () or (config)")
+        self.train_loop_per_worker = train_loop_per_worker
+        self.train_loop_config = train_loop_config
+        self.backend_config = backend_config
+        self.scaling_config = scaling_config or ScalingConfig()
+        self.run_config = run_config or RunConfig()
+        self.datasets = dict(datasets or {})
+        self.resume_from_checkpoint = resume_from_checkpoint
+        self.dataset_config = dict(dataset_config or {})
+        if isinstance(self.dataset_config.get("split"), (list, tuple)):
+            self.split_datasets = tuple(self.dataset_config["split"])
+
+    def make_backend(self) -> Backend:
+        return self.backend_cls()
+
+    def fit(self) -> Result:
+        """Train; returns a ``Result`` or raises ``TrainingFailedError``."""
+        from airflowdsl.train.fit import run_fit
+
+        return run_fit(self)
+
+
+__all__ = ["BaseTrainer", "DataParallelTrainer", "TrainingFailedError"]

@@ -1,0 +1,195 @@
+"""A group of Ray actors that run one training loop together (the shared runtime).
+
+Every trainer runs on this: ``num_workers`` actors in one placement group (or in the
+placement group of an enclosing Tune trial), each running ``train_loop_per_worker``
+in a thread while the driver polls its reports, so one failing worker fails the fit
+at once instead of leaving the others waiting.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import threading
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import ray
+from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from airflowdsl.air import session as air_session
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago on this node (bind to 0, let the OS pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("", 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        return int(sock.getsockname()[1])
+
+
+def _short_traceback(exc: BaseException) -> str:
+    """The traceback from the user's own frames on (airflowdsl/ray frames trimmed)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = ("airflowdsl/train/", "airflowdsl/air/", "/ray/")
+    keep = [f for f in frames if not any(part in f.filename for part in ours)] or frames
+    lines = traceback.format_list(keep) + traceback.format_exception_only(type(exc), exc)
+    return "Traceback (most recent call last):\n" + "".join(lines)
+
+
+class _TrainWorker:
+    """One training worker process (a Ray actor with a thread for the user's loop)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        os.environ.update(env)
+        self._reports: queue.Queue[dict[str, Any]] = queue.Queue()
+
+    def node_info(self) -> dict[str, Any]:
+        return {
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "ip": ray.util.get_node_ip_address(),
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+            "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+        }
+
+    def free_port(self) -> int:
+        return free_port()
+
+    def execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    def start(self, loop: Callable[..., Any], config: dict[str, Any] | None, ctx: dict[str, Any]) -> None:
+        sess = air_session.WorkerSession(**ctx, sink=self._reports.put)
+        threading.Thread(target=self._run, args=(loop, config, sess), daemon=True).start()
+
+    def _run(self, loop: Callable[..., Any], config: Any, sess: air_session.WorkerSession) -> None:
+        air_session._install(sess)
+        try:
+            call_loop(loop, config)
+            self._reports.put({"done": True, "rank": sess.world_rank})
+        except BaseException as exc:  # noqa: BLE001 - forwarded to the driver
+            self._reports.put({"error": _short_traceback(exc), "rank": sess.world_rank,
+                               "type": type(exc).__name__, "message": str(exc)})
+
+    def poll(self, timeout: float) -> list[dict[str, Any]]:
+        """Reports since the last poll; waits up to ``timeout`` s for the first one."""
+        try:
+            out = [self._reports.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                out.append(self._reports.get_nowait())
+            except queue.Empty:
+                return out
+
+
+def call_loop(loop: Callable[..., Any], config: dict[str, Any] | None) -> Any:
+    """Call a ``train_loop_per_worker`` that takes zero or one (config) argument."""
+    import inspect
+
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                  inspect.Parameter.VAR_POSITIONAL)
+    if any(p.kind in positional for p in inspect.signature(loop).parameters.values()):
+        return loop(config if config is not None else {})
+    return loop()
+
+
+class WorkerGroup:
+    """``num_workers`` actors, ranked, in one placement group."""
+
+    def __init__(
+        self,
+        *,
+        num_workers: int,
+        resources: dict[str, float],
+        placement_strategy: str = "PACK",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self._own_pg: PlacementGroup | None = None
+        enclosing = ray.util.get_current_placement_group()
+        if enclosing is not None:  # inside a Tune trial: live in its placement group
+            pg: PlacementGroup = enclosing
+        else:
+            _check_fits(resources, num_workers)
+            bundle = {k: v for k, v in resources.items() if v}
+            self._own_pg = pg = placement_group([dict(bundle) for _ in range(num_workers)],
+                                                strategy=placement_strategy)
+            ray.get(pg.ready())
+        opts: dict[str, Any] = {
+            "num_cpus": resources.get("CPU", 0),
+            "num_gpus": resources.get("GPU", 0),
+            "max_concurrency": 4,
+            "scheduling_strategy": PlacementGroupSchedulingStrategy(
+                pg, placement_group_capture_child_tasks=False),
+        }
+        custom = {k: v for k, v in resources.items() if k not in ("CPU", "GPU", "memory")}
+        if custom:
+            opts["resources"] = custom
+        if "memory" in resources:
+            opts["memory"] = resources["memory"]
+        actor_cls = ray.remote(_TrainWorker)
+        self.workers = [actor_cls.options(**opts).remote(env or {}) for _ in range(num_workers)]
+        self.infos: list[dict[str, Any]] = ray.get([w.node_info.remote() for w in self.workers])
+        self._rank_workers_by_node()
+
+    def _rank_workers_by_node(self) -> None:
+        order = sorted(range(len(self.workers)), key=lambda i: self.infos[i]["node_id"])
+        self.workers = [self.workers[i] for i in order]
+        self.infos = [self.infos[i] for i in order]
+        nodes: list[str] = []
+        for info in self.infos:
+            if info["node_id"] not in nodes:
+                nodes.append(info["node_id"])
+            info["node_rank"] = nodes.index(info["node_id"])
+            same = [i for i in self.infos if i["node_id"] == info["node_id"]]
+            info["local_rank"] = same.index(info)
+            info["local_world_size"] = len(same)
+
+    def __len__(self) -> int:
+        return len(self.workers)
+
+    def execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Any]:
+        """Run ``fn(*args, **kwargs)`` on every worker; results by rank."""
+        return ray.get([w.execute.remote(fn, *args, **kwargs) for w in self.workers])
+
+    def execute_each(self, fn: Callable[..., Any], args: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Run ``fn(*args[rank])`` on each worker; results by rank."""
+        return ray.get([w.execute.remote(fn, *a) for w, a in zip(self.workers, args, strict=True)])
+
+    def execute_single(self, rank: int, fn: Callable[..., Any], *args: Any) -> Any:
+        return ray.get(self.workers[rank].execute.remote(fn, *args))
+
+    def free_port(self, rank: int = 0) -> int:
+        return int(ray.get(self.workers[rank].free_port.remote()))
+
+    def shutdown(self) -> None:
+        for worker in self.workers:
+            try:
+                ray.kill(worker, no_restart=True)
+            except Exception:  # noqa: BLE001 - already dead
+                pass
+        self.workers = []
+        if self._own_pg is not None:
+            remove_placement_group(self._own_pg)
+            self._own_pg = None
+
+
+def _check_fits(resources: dict[str, float], num_workers: int) -> None:
+    """Fail at once (instead of waiting forever) when the cluster can never host the group."""
+    total = ray.cluster_resources()
+    for key, amount in resources.items():
+        need = amount * num_workers
+        if need and total.get(key, 0) + 1e-9 < need:
+            raise ValueError(
+                f"ScalingConfig asks for {num_workers} workers x {amount} {key} = {need} {key}, "
+                f"but the Ray cluster has {total.get(key, 0)} {key} in all: lower num_workers "
+                f"or resources_per_worker (or use_gpu=False)"
+            )
+
+
+__all__ = ["WorkerGroup", "call_loop", "free_port"]
