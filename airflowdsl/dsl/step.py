@@ -44,7 +44,7 @@ class StepSpec:
 def _resolve_hints(fn: Callable[..., Any]) -> dict[str, Any]:
     """Resolved annotations; names that cannot be resolved yet count as ``Any``."""
     try:
-        return typing.get_type_hints(fn)
+        return typing.get_type_hints(fn, include_extras=True)
     except Exception:
         hints: dict[str, Any] = {}
         ns = getattr(fn, "__globals__", {})
