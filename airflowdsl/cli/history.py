@@ -1,0 +1,127 @@
+"""``airflowdsl runs``, ``airflowdsl show RUN_ID``, ``airflowdsl cache ls|clear``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from airflowdsl.cli._load import fail
+from airflowdsl.cli.run import STYLE, Store
+
+PipelineOpt = Annotated[str | None, typer.Option("--pipeline", help="Only this pipeline")]
+
+
+def _history(store: str | None) -> Any:
+    from airflowdsl.runtime.history import History
+    from airflowdsl.runtime.store import default_root
+
+    return History.for_root(default_root(store))
+
+
+def _when(ts: float | None) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
+
+
+def _dur(a: float | None, b: float | None) -> str:
+    return f"{b - a:.2f}s" if a is not None and b is not None else ""
+
+
+def _table(*cols: str, title: str | None = None) -> Table:
+    t = Table(title=title, box=None, header_style="bold", pad_edge=False)
+    for c in cols:
+        t.add_column(c)
+    return t
+
+
+def runs(pipeline: PipelineOpt = None, limit: Annotated[int, typer.Option(help="How many")] = 20,
+         store: Store = None) -> None:
+    """Recent runs, newest first."""
+    t = _table("run", "pipeline", "status", "started", "duration", "commit")
+    for r in _history(store).runs(pipeline, limit):
+        st = r["status"]
+        t.add_row(r["id"], r["pipeline"], f"[{STYLE.get(st, '')}]{st}[/]", _when(r["started"]),
+                  _dur(r["started"], r["ended"]), (r["git_commit"] or "")[:10])
+    Console().print(t)
+
+
+def show(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix)")],
+         store: Store = None) -> None:
+    """A run's steps: cached or not, durations, errors, artifact paths, metrics."""
+    r = _history(store).run(run_id)
+    if r is None:
+        fail(f"no run {run_id!r} (see `airflowdsl runs`)")
+    c = Console()
+    c.print(f"run [bold]{r['id']}[/]  pipeline {r['pipeline']}  {r['status']}  "
+            f"started {_when(r['started'])}  {_dur(r['started'], r['ended'])}")
+    c.print(f"params {r['params']}  store {r['store']}  commit {r['git_commit'] or '-'}")
+    t = _table("step", "kind", "status", "duration", "cache key", "artifacts")
+    for s in r["steps"]:
+        st = "cached" if s["cached"] else s["status"]
+        arts = "\n".join(json.loads(s["artifacts"] or "[]"))
+        t.add_row(s["name"], s["kind"], f"[{STYLE.get(st, '')}]{st}[/]",
+                  f"{s['duration_s']:.2f}s" if s["duration_s"] is not None and not s["cached"] else "",
+                  (s["cache_key"] or "")[:12], arts)
+    c.print(t)
+    for m in r["metrics"]:
+        c.print(f"metric {m['step']}.{m['name']} = {m['value']:.6g}")
+    for s in r["steps"]:
+        if s["error"]:
+            c.print(f"[bold red]step {s['name']} failed:[/] {s['error']}", highlight=False)
+            if s["traceback"]:
+                c.print(s["traceback"], markup=False, highlight=False)
+
+
+cache_app = typer.Typer(help="Inspect or clear the artifact cache.", no_args_is_help=True)
+
+
+@cache_app.command("ls")
+def cache_ls(pipeline: PipelineOpt = None, store: Store = None) -> None:
+    """Stored artifacts: key, pipeline, step, formats, size, age."""
+    from airflowdsl.runtime.store import ArtifactStore
+
+    st = ArtifactStore.open(store)
+    t = _table("key", "pipeline", "step", "formats", "size", "created", title=st.root)
+    total = 0
+    entries = sorted(st.entries(), key=lambda m: m.get("created", 0))
+    for m in entries:
+        if pipeline and m.get("pipeline") != pipeline:
+            continue
+        total += m.get("size", 0)
+        t.add_row(m["key"][:16], m.get("pipeline", ""), m.get("step", ""),
+                  ",".join(o["format"] for o in m["outputs"]), _size(m.get("size", 0)),
+                  _when(m.get("created")))
+    c = Console()
+    c.print(t)
+    c.print(f"{t.row_count} entries, {_size(total)}")
+
+
+@cache_app.command("clear")
+def cache_clear(pipeline: PipelineOpt = None, store: Store = None) -> None:
+    """Delete cached artifacts (all, or one pipeline's). Run history is kept."""
+    from airflowdsl.runtime.store import ArtifactStore
+
+    st = ArtifactStore.open(store)
+    n = st.clear(pipeline=pipeline)
+    typer.echo(f"removed {n} cache entr{'y' if n == 1 else 'ies'} from {st.root}")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("runs")(runs)
+    app.command("show")(show)
+    app.add_typer(cache_app, name="cache")
+
+
+__all__ = ["cache_app", "register", "runs", "show"]

@@ -1,0 +1,133 @@
+"""Canonical, stable byte forms of parameter values (``functools.singledispatch``).
+
+``canonical(value)`` returns bytes that are equal exactly when two values
+should share a cache entry. Register more types with
+``@canonical.register(MyType)``. Unknown objects fall back to their
+cloudpickle bytes (stable for plain data objects; not for objects holding
+process state).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import hashlib
+import json
+import pathlib
+from decimal import Decimal
+from functools import singledispatch
+from typing import Any
+
+
+def digest(data: bytes, size: int = 32) -> str:
+    """Hex digest (sha256, truncated to ``size`` characters)."""
+    return hashlib.sha256(data).hexdigest()[:size]
+
+
+def _tagged(tag: str, *parts: bytes) -> bytes:
+    body = b"".join(len(p).to_bytes(8, "little") + p for p in parts)
+    return tag.encode() + b"\x00" + body
+
+
+@singledispatch
+def canonical(value: Any) -> bytes:
+    """Canonical bytes of ``value`` for hashing."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return _tagged("dc:" + _typename(type(value)), canonical(fields))
+    if hasattr(value, "model_dump") and hasattr(type(value), "model_fields"):
+        return _tagged("pyd:" + _typename(type(value)), canonical(value.model_dump()))
+    if isinstance(value, type):
+        return _tagged("type", _typename(value).encode())
+    if callable(value) and hasattr(value, "__code__"):
+        from airflowdsl.runtime.fingerprint import code_fingerprint
+
+        return _tagged("fn", canonical(code_fingerprint(value)))
+    mod = type(value).__module__
+    if mod.startswith("numpy"):
+        return _numpy(value)
+    if mod.startswith("pandas"):
+        return _pandas(value)
+    import cloudpickle
+
+    return _tagged("pickle", cloudpickle.dumps(value))
+
+
+def _typename(t: type) -> str:
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+@canonical.register(type(None))
+@canonical.register(bool)
+@canonical.register(int)
+@canonical.register(str)
+def _scalar(value: Any) -> bytes:
+    return _tagged(type(value).__name__, json.dumps(value).encode())
+
+
+@canonical.register(float)
+def _float(value: float) -> bytes:
+    return _tagged("float", repr(value).encode())
+
+
+@canonical.register(bytes)
+def _bytes(value: bytes) -> bytes:
+    return _tagged("bytes", value)
+
+
+@canonical.register(list)
+@canonical.register(tuple)
+def _seq(value: Any) -> bytes:
+    return _tagged(type(value).__name__, *(canonical(v) for v in value))
+
+
+@canonical.register(set)
+@canonical.register(frozenset)
+def _set(value: Any) -> bytes:
+    return _tagged("set", *sorted(canonical(v) for v in value))
+
+
+@canonical.register(dict)
+def _dict(value: dict[Any, Any]) -> bytes:
+    items = sorted((canonical(k), canonical(v)) for k, v in value.items())
+    return _tagged("dict", *(k + v for k, v in items))
+
+
+@canonical.register(enum.Enum)
+def _enum(value: enum.Enum) -> bytes:
+    return _tagged("enum:" + _typename(type(value)), canonical(value.value))
+
+
+@canonical.register(pathlib.PurePath)
+@canonical.register(Decimal)
+@canonical.register(dt.date)
+@canonical.register(dt.time)
+@canonical.register(dt.timedelta)
+def _by_str(value: Any) -> bytes:
+    return _tagged(_typename(type(value)), str(value).encode())
+
+
+def _numpy(value: Any) -> bytes:
+    import numpy as np
+
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        arr = np.ascontiguousarray(value)
+        return _tagged("ndarray", str(arr.dtype).encode(), repr(arr.shape).encode(), arr.tobytes())
+    if isinstance(value, np.generic):
+        return _tagged("np:" + str(value.dtype), value.tobytes())
+    import cloudpickle
+
+    return _tagged("pickle", cloudpickle.dumps(value))
+
+
+def _pandas(value: Any) -> bytes:
+    import pandas as pd
+
+    if isinstance(value, (pd.DataFrame, pd.Series)):
+        hashed = pd.util.hash_pandas_object(value, index=True).values.tobytes()
+        cols = repr(list(value.columns) if isinstance(value, pd.DataFrame) else value.name)
+        return _tagged("pandas", cols.encode(), repr(list(value.dtypes.astype(str)) if isinstance(value, pd.DataFrame) else str(value.dtype)).encode(), hashed)
+    import cloudpickle
+
+    return _tagged("pickle", cloudpickle.dumps(value))

@@ -1,0 +1,129 @@
+"""``execute(compiled, ...)``: plan from the cache, run the rest on Ray, record history."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from airflowdsl.runtime import raycluster, scheduler
+from airflowdsl.runtime.fingerprint import project_modules
+from airflowdsl.runtime.history import History, new_run_id
+from airflowdsl.runtime.planner import StepPlan, make_plan, output_refs
+from airflowdsl.runtime.run import Run, StepRun
+from airflowdsl.runtime.store import ArtifactStore
+from airflowdsl.runtime.tasks import StepFailed
+
+Listener = Callable[[str, str, StepRun], None]
+
+
+def execute(compiled: Any, *, store: str | os.PathLike[str] | None = None, force: bool = False,
+            from_step: str | None = None, only: Iterable[str] | str | None = None,
+            persist: bool = True, on_event: Listener | None = None) -> Run:
+    """Run ``compiled`` on Ray with caching; return the finished :class:`Run`.
+
+    ``persist=False`` neither reads nor writes the artifact store (every step
+    runs, outputs stay in Ray's object store); the run is still recorded.
+    ``on_event(run_id, step, step_run)`` is called on every status change.
+    """
+    st = ArtifactStore.open(store)
+    history = History.for_root(st.root)
+    run_id, started = new_run_id(), time.time()
+    plans = make_plan(compiled, st, force=force, from_step=from_step, only=only, persist=persist)
+    history.start_run(run_id, compiled.name, dict(compiled.params), st.root, started)
+    steps = {n: StepRun(n, p.spec.kind, cache_key=p.key.digest, reason=p.reason)
+             for n, p in plans.items()}
+
+    def emit(name: str, status: str, data: dict[str, Any]) -> None:
+        _apply(steps[name], status, data, st)
+        if status not in ("running",):
+            history.record_steps(run_id, [(steps[name], plans[name].key.components())])
+        if on_event:
+            on_event(run_id, name, steps[name])
+
+    for name, plan in plans.items():
+        if plan.action == "cached":
+            emit(name, "cached", {"manifest": plan.manifest})
+        elif plan.action == "skip":
+            emit(name, "skipped", {})
+        elif on_event:
+            on_event(run_id, name, steps[name])
+    refs: dict[str, list[Any]] = {}
+    try:
+        if any(p.action == "run" for p in plans.values()):
+            refs = _run_on_ray(compiled, plans, st if persist else None, run_id, emit)
+    except BaseException as exc:
+        history.finish_run(run_id, "failed", time.time(), f"interrupted: {exc!r}")
+        raise
+    failed = next((s for s in steps.values() if s.status == "failed"), None)
+    status = "failed" if failed else "succeeded"
+    error = f"step {failed.name!r} failed: {failed.error}" if failed else None
+    ended = time.time()
+    history.finish_run(run_id, status, ended, error, failed.traceback if failed else None)
+    history.close()
+    loader = _loader(plans, refs, st)
+    return Run(run_id, compiled.name, status, dict(compiled.params), steps, st.root, started,
+               ended, error, failed.traceback if failed else None,
+               _output_loader=(lambda: _outputs(compiled.outputs, loader)) if not failed else None,
+               _step_loader=loader)
+
+
+def _run_on_ray(compiled: Any, plans: dict[str, StepPlan], st: ArtifactStore | None,
+                run_id: str, emit: scheduler.Event) -> dict[str, list[Any]]:
+    raycluster.ensure_ray()
+    modules: set[str] = set()
+    for p in plans.values():
+        if p.action == "run":
+            modules |= project_modules(p.spec.fn)
+    raycluster.ship_by_value(modules)
+    info = {"pipeline": compiled.name, "run_id": run_id}
+    refs = scheduler.submit_all(plans, store=st.root if st else None, info=info)
+    scheduler.collect(plans, refs, emit)
+    return refs
+
+
+def _apply(step: StepRun, status: str, data: dict[str, Any], st: ArtifactStore) -> None:
+    now = time.time()
+    if status == "cached":
+        step.status, step.cached, step.started, step.ended = "succeeded", True, now, now
+    else:
+        step.status = status
+    manifest = data.get("manifest")
+    if manifest:
+        step.artifacts = st.artifact_paths(manifest)
+        step.metrics = dict(manifest.get("metrics") or {})
+    if status == "succeeded":
+        step.started, step.ended = data["started"], data["ended"]
+        step.metrics = dict(data.get("metrics") or step.metrics)
+    exc = data.get("exception")
+    if isinstance(exc, StepFailed):
+        step.error, step.traceback, step.ended = exc.error, exc.user_traceback, now
+    elif exc is not None:
+        step.error, step.ended = f"{type(exc).__name__}: {exc}", now
+
+
+def _loader(plans: dict[str, StepPlan], refs: dict[str, list[Any]], st: ArtifactStore
+            ) -> Callable[[str, int | None], Any]:
+    def load(step: str, index: int | None = None) -> Any:
+        plan = plans[step]
+        if step in refs:
+            import ray
+
+            values = ray.get(refs[step][:-1])
+        else:
+            manifest = st.manifest(plan.key.digest)
+            if manifest is None:
+                raise LookupError(f"step {step!r} has no stored output in {st.root}")
+            values = [st.load(manifest, i) for i in range(len(manifest["outputs"]))]
+        if index is not None:
+            return values[index]
+        return tuple(values) if plan.spec.multi_output else values[0]
+
+    return load
+
+
+def _outputs(outputs: Any, load: Callable[[str, int | None], Any]) -> Any:
+    refs, single = output_refs(outputs)
+    values = tuple(load(node, index) for node, index in refs)
+    return (values[0] if values else None) if single else values

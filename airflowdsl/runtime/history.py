@@ -1,0 +1,161 @@
+"""Run history in SQLite (WAL mode, busy timeout): runs, steps, metrics.
+
+Location: ``$AIRFLOWDSL_HISTORY`` if set; else ``<root>/history.sqlite`` for a
+local store root; for a URI root (``s3://...``, where SQLite cannot live)
+``~/.airflowdsl/history-<hash of the URI>.sqlite`` on the local machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from airflowdsl.runtime.run import StepRun
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, params TEXT, status TEXT NOT NULL,
+    started REAL, ended REAL, git_commit TEXT, store TEXT, error TEXT, traceback TEXT);
+CREATE INDEX IF NOT EXISTS runs_pipeline ON runs (pipeline, started);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id TEXT NOT NULL, name TEXT NOT NULL, kind TEXT, status TEXT NOT NULL,
+    cached INTEGER NOT NULL DEFAULT 0, started REAL, ended REAL, duration_s REAL,
+    cache_key TEXT, components TEXT, artifacts TEXT, error TEXT, traceback TEXT,
+    PRIMARY KEY (run_id, name));
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL, step TEXT NOT NULL, name TEXT NOT NULL, value REAL);
+CREATE INDEX IF NOT EXISTS metrics_run ON metrics (run_id, step);
+"""
+
+
+def history_path(root: str) -> Path:
+    """Where the history database of store ``root`` lives (see module doc)."""
+    if env := os.environ.get("AIRFLOWDSL_HISTORY"):
+        return Path(env).expanduser()
+    if "://" not in root or root.startswith("file://"):
+        return Path(root.removeprefix("file://")) / "history.sqlite"
+    tag = hashlib.sha256(root.encode()).hexdigest()[:12]
+    return Path.home() / ".airflowdsl" / f"history-{tag}.sqlite"
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def git_commit(start: Path | None = None) -> str | None:
+    """HEAD commit of the git checkout containing ``start`` (no subprocess)."""
+    d = (start or Path.cwd()).resolve()
+    for parent in (d, *d.parents):
+        head = parent / ".git" / "HEAD"
+        if head.is_file():
+            ref = head.read_text().strip()
+            if not ref.startswith("ref: "):
+                return ref or None
+            name = ref[5:]
+            loose = parent / ".git" / name
+            if loose.is_file():
+                return loose.read_text().strip()
+            packed = parent / ".git" / "packed-refs"
+            if packed.is_file():
+                for line in packed.read_text().splitlines():
+                    if line.endswith(" " + name):
+                        return line.split(" ", 1)[0]
+            return None
+    return None
+
+
+class History:
+    """Thin, process-safe access to one history database."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, timeout=60, isolation_level=None,
+                                     check_same_thread=False)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA busy_timeout = 60000")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        with self._tx() as c:
+            for stmt in filter(str.strip, _SCHEMA.split(";")):
+                c.execute(stmt)
+
+    @classmethod
+    def for_root(cls, root: str) -> History:
+        return cls(history_path(root))
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def start_run(self, run_id: str, pipeline: str, params: dict[str, Any], store: str,
+                  started: float) -> None:
+        with self._tx() as c:
+            c.execute("INSERT INTO runs (id, pipeline, params, status, started, git_commit, store)"
+                      " VALUES (?, ?, ?, 'running', ?, ?, ?)",
+                      (run_id, pipeline, json.dumps(params, default=repr), started,
+                       git_commit(), store))
+
+    def record_steps(self, run_id: str, steps: list[tuple[StepRun, dict[str, Any] | None]]) -> None:
+        """Insert or replace step rows (with their key components) and their metrics."""
+        with self._tx() as c:
+            for s, components in steps:
+                c.execute("INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (
+                    run_id, s.name, s.kind, s.status, int(s.cached), s.started, s.ended,
+                    s.duration_s, s.cache_key, json.dumps(components) if components else None,
+                    json.dumps(s.artifacts), s.error, s.traceback))
+                c.execute("DELETE FROM metrics WHERE run_id = ? AND step = ?", (run_id, s.name))
+                c.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)",
+                              [(run_id, s.name, k, float(v)) for k, v in s.metrics.items()])
+
+    def finish_run(self, run_id: str, status: str, ended: float, error: str | None = None,
+                   traceback: str | None = None) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE runs SET status = ?, ended = ?, error = ?, traceback = ? WHERE id = ?",
+                      (status, ended, error, traceback, run_id))
+
+    def runs(self, pipeline: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        q = "SELECT * FROM runs" + (" WHERE pipeline = ?" if pipeline else "")
+        rows = self._conn.execute(q + " ORDER BY started DESC LIMIT ?",
+                                  ((pipeline,) if pipeline else ()) + (limit,))
+        return [dict(r) for r in rows]
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        """One run (id or unique id prefix) with its steps and metrics."""
+        rows = self._conn.execute("SELECT * FROM runs WHERE id LIKE ? ORDER BY started DESC",
+                                  (run_id.replace("%", "") + "%",)).fetchall()
+        if len(rows) != 1 and not any(r["id"] == run_id for r in rows):
+            return None
+        row = next((r for r in rows if r["id"] == run_id), rows[0])
+        out = dict(row)
+        out["steps"] = [dict(r) for r in self._conn.execute(
+            "SELECT * FROM steps WHERE run_id = ? ORDER BY started IS NULL, started", (row["id"],))]
+        out["metrics"] = [dict(r) for r in self._conn.execute(
+            "SELECT step, name, value FROM metrics WHERE run_id = ?", (row["id"],))]
+        return out
+
+    def last_components(self, pipeline: str, step: str) -> dict[str, Any] | None:
+        """Key components of ``step`` in the latest successful run of ``pipeline``."""
+        row = self._conn.execute(
+            "SELECT s.components FROM steps s JOIN runs r ON r.id = s.run_id"
+            " WHERE r.pipeline = ? AND s.name = ? AND s.status = 'succeeded'"
+            " AND s.components IS NOT NULL ORDER BY s.ended DESC LIMIT 1",
+            (pipeline, step)).fetchone()
+        return json.loads(row[0]) if row else None

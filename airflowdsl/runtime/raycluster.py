@@ -1,0 +1,79 @@
+"""Connecting to Ray, the way Ray users expect.
+
+An initialized Ray (``ray.init`` already called) is used as is; else
+``ray.init()`` connects to ``$RAY_ADDRESS`` when set, or starts a local Ray.
+Only a local Ray that airflowdsl started is shut down, at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+_started = False
+_remote_fn: Any = None
+
+#: Default ``num_cpus`` of a step task by kind. Steps mostly coordinate nested
+#: Ray work (Ray Data operators, training actor groups) that needs CPUs of its
+#: own; a step holding a whole CPU can starve that work on a small cluster.
+DEFAULT_NUM_CPUS = {"train": 0.0, "tune": 0.0}
+FALLBACK_NUM_CPUS = 0.25
+
+
+def ensure_ray() -> None:
+    global _started
+    import ray
+
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
+        return
+    ray.init(include_dashboard=False)
+    _started = True
+    atexit.register(_shutdown)
+
+
+def _shutdown() -> None:
+    import ray
+
+    if _started and ray.is_initialized():
+        ray.shutdown()
+
+
+def ship_by_value(modules: Iterable[str]) -> None:
+    """Pickle the user's own modules by value, so workers run the code the driver sees
+    (no stale imports in long-lived workers, no PYTHONPATH needed for tmp-dir modules)."""
+    import ray.cloudpickle as cp
+
+    for name in modules:
+        mod = sys.modules.get(name)
+        if mod is not None and name != "__main__":
+            try:
+                cp.register_pickle_by_value(mod)
+            except (ValueError, TypeError):
+                pass
+
+
+def step_task(spec: Any, n_returns: int) -> Any:
+    """The step's ``ray.remote`` task with its resources and retries."""
+    global _remote_fn
+    import ray
+
+    from airflowdsl.runtime.tasks import run_step
+
+    if _remote_fn is None:
+        _remote_fn = ray.remote(run_step)
+    num_cpus = spec.num_cpus if spec.num_cpus is not None else \
+        DEFAULT_NUM_CPUS.get(spec.kind, FALLBACK_NUM_CPUS)
+    opts: dict[str, Any] = {"num_cpus": num_cpus, "num_returns": n_returns,
+                            "max_retries": spec.retries, "retry_exceptions": spec.retries > 0,
+                            "name": f"airflowdsl:{spec.name}"}
+    if spec.num_gpus:
+        opts["num_gpus"] = spec.num_gpus
+    if spec.memory:
+        opts["memory"] = spec.memory
+    return _remote_fn.options(**opts)

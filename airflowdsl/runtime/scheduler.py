@@ -1,0 +1,98 @@
+"""Submit the steps that must run as Ray tasks and collect their results.
+
+Every step is submitted up front in topological order: its inputs are the
+object refs of upstream tasks (Ray starts it when they are ready) or stored
+artifacts (loaded inside the task). When a step fails, the steps still
+waiting on an unfinished upstream are cancelled before they start; steps
+already running finish and are stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from airflowdsl.runtime.planner import StepPlan
+from airflowdsl.runtime.raycluster import step_task
+from airflowdsl.runtime.tasks import Payload, StepFailed, Stored
+
+Event = Callable[[str, str, dict[str, Any]], None]
+
+
+def _args(plan: StepPlan, plans: dict[str, StepPlan], refs: dict[str, list[Any]]
+          ) -> tuple[tuple[tuple[str, str, Any], ...], list[Any]]:
+    args: list[tuple[str, str, Any]] = []
+    values: list[Any] = []
+    for param, (up, idx) in plan.inputs.items():
+        if up in refs:
+            outs = refs[up][:-1]
+            if idx is None and plans[up].spec.multi_output:
+                args.append((param, "refs", len(outs)))
+                values.extend(outs)
+            else:
+                args.append((param, "ref", None))
+                values.append(outs[idx or 0])
+        else:
+            stored = Stored(plans[up].manifest or {}, idx, plans[up].spec.multi_output)
+            args.append((param, "stored", stored))
+    return tuple(args), values
+
+
+def submit_all(plans: dict[str, StepPlan], *, store: str | None, info: dict[str, Any]
+               ) -> dict[str, list[Any]]:
+    refs: dict[str, list[Any]] = {}
+    for name, plan in plans.items():
+        if plan.action != "run":
+            continue
+        args, values = _args(plan, plans, refs)
+        payload = Payload(name, plan.spec.fn, plan.params, args, plan.spec.multi_output,
+                          plan.n_outputs, store, plan.key.digest, {**info, "step": name})
+        out = step_task(plan.spec, plan.n_outputs + 1).remote(payload, *values)
+        refs[name] = list(out)
+    return refs
+
+
+def collect(plans: dict[str, StepPlan], refs: dict[str, list[Any]], emit: Event) -> None:
+    """Wait for every submitted step; ``emit(name, status, data)`` as each ends."""
+    import ray
+
+    pending = {r[-1]: n for n, r in refs.items()}
+    upstream = {n: [u for u, _ in plans[n].inputs.values() if u in refs] for n in refs}
+    finished: set[str] = set()
+    failed = False
+    for n in refs:
+        if not upstream[n]:
+            emit(n, "running", {})
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        for ref in done:
+            name = pending.pop(ref)
+            try:
+                summary = ray.get(ref)
+            except Exception as exc:  # noqa: BLE001 - classified below
+                err = _cause(exc)
+                own = not isinstance(err, StepFailed) or err.step == name
+                emit(name, "failed" if own else "skipped", {"exception": err})
+                failed = True
+                continue
+            finished.add(name)
+            emit(name, "succeeded", summary)
+            for n, ups in upstream.items():
+                if n in pending.values() and name in ups and all(u in finished for u in ups):
+                    emit(n, "running", {})
+        if failed:
+            for ref, n in list(pending.items()):
+                if any(u not in finished for u in upstream[n]):
+                    ray.cancel(ref, force=False)
+                    pending.pop(ref)
+                    emit(n, "skipped", {})
+
+
+def _cause(exc: BaseException) -> BaseException:
+    import ray.exceptions
+
+    if isinstance(exc, ray.exceptions.RayTaskError):
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, BaseException):
+            return cause
+    return exc

@@ -1,0 +1,157 @@
+"""Content-addressed artifact store on ``pyarrow.fs`` (local path or URI).
+
+Layout under the root::
+
+    artifacts/<key[:2]>/<key>/manifest.json        commit marker, written last
+    artifacts/<key[:2]>/<key>/<write-id>/out<i>/   one directory per output
+
+A writer puts its files under a fresh ``<write-id>`` directory and only then
+writes ``manifest.json`` atomically (temp + rename locally; a single PUT on
+object stores). A killed writer leaves at most an unreferenced directory,
+never a manifest that points at half an artifact; two writers of one key
+both leave complete copies and the last manifest wins. The manifest lists
+every file with its size and sha256; loads verify them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from airflowdsl.runtime import fsutil, serializers
+
+Manifest = dict[str, Any]
+DEFAULT_ROOT = ".airflowdsl"
+
+
+def default_root(store: str | os.PathLike[str] | None = None) -> str:
+    """``store`` if given, else ``$AIRFLOWDSL_HOME``, else ``./.airflowdsl``."""
+    root = os.fspath(store) if store is not None else os.environ.get("AIRFLOWDSL_HOME", DEFAULT_ROOT)
+    return root if "://" in root else os.path.abspath(os.path.expanduser(root))
+
+
+@dataclass(frozen=True)
+class ArtifactStore:
+    """Artifacts of one store root. Cheap to create and to pickle into tasks."""
+
+    root: str
+
+    @classmethod
+    def open(cls, store: str | os.PathLike[str] | None = None) -> ArtifactStore:
+        return cls(default_root(store))
+
+    @property
+    def fs(self) -> pafs.FileSystem:
+        return fsutil.resolve(self.root)[0]
+
+    @property
+    def base(self) -> str:
+        return fsutil.resolve(self.root)[1]
+
+    @property
+    def is_local(self) -> bool:
+        return fsutil.is_local(self.fs)
+
+    def entry(self, key: str) -> str:
+        return f"{self.base}/artifacts/{key[:2]}/{key}"
+
+    def write(self, key: str, values: Sequence[Any], **info: Any) -> Manifest:
+        """Persist ``values`` (one per output) under ``key``; return the manifest."""
+        fs, entry = self.fs, self.entry(key)
+        data_id = uuid.uuid4().hex[:12]
+        outputs = []
+        for i, value in enumerate(values):
+            path = f"{entry}/{data_id}/out{i}"
+            meta = serializers.write(value, fs, path)
+            meta["files"] = fsutil.checksums(fs, path)
+            outputs.append(meta)
+        manifest = {"key": key, "data": data_id, "created": time.time(), "outputs": outputs, **info}
+        manifest["size"] = sum(f[0] for o in outputs for f in o["files"].values())
+        fsutil.atomic_write(fs, f"{entry}/manifest.json", json.dumps(manifest).encode())
+        return manifest
+
+    def manifest(self, key: str) -> Manifest | None:
+        """The committed manifest of ``key``, or None (missing or unreadable)."""
+        try:
+            raw = fsutil.read_bytes(self.fs, f"{self.entry(key)}/manifest.json")
+            data = json.loads(raw)
+        except (FileNotFoundError, OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) and data.get("key") == key else None
+
+    def verify(self, manifest: Manifest, *, deep: bool = True) -> str | None:
+        """None when the artifact is intact, else why not (sizes; checksums if ``deep``)."""
+        fs = self.fs
+        for i, out in enumerate(manifest["outputs"]):
+            path = self._out_path(manifest, i)
+            if fsutil.list_files(fs, path) != {k: v[0] for k, v in out["files"].items()}:
+                return f"output {i}: files missing or resized"
+            if deep:
+                for rel, (_size, sha) in out["files"].items():
+                    if fsutil.file_digest(fs, f"{path}/{rel}") != sha:
+                        return f"output {i}: checksum mismatch in {rel}"
+        return None
+
+    def load(self, manifest: Manifest, index: int = 0, *, verify: bool = True) -> Any:
+        """Load output ``index``; raises ``CorruptArtifact`` if verification fails."""
+        if verify and (problem := self.verify(manifest)):
+            raise CorruptArtifact(f"artifact {manifest['key']}: {problem}")
+        out = manifest["outputs"][index]
+        return serializers.read(self.fs, self._out_path(manifest, index), out, list(out["files"]))
+
+    def _out_path(self, manifest: Manifest, index: int) -> str:
+        return f"{self.entry(manifest['key'])}/{manifest['data']}/out{index}"
+
+    def artifact_paths(self, manifest: Manifest) -> list[str]:
+        """Where each output lives (URIs for remote roots, paths for local ones)."""
+        prefix = "" if self.is_local else self.root.split("://", 1)[0] + "://"
+        return [prefix + self._out_path(manifest, i) for i in range(len(manifest["outputs"]))]
+
+    def entries(self) -> Iterator[Manifest]:
+        """Every committed manifest in the store."""
+        sel = pafs.FileSelector(f"{self.base}/artifacts", recursive=True, allow_not_found=True)
+        for info in self.fs.get_file_info(sel):
+            if info.base_name == "manifest.json":
+                key = info.path.rsplit("/", 2)[-2]
+                if (m := self.manifest(key)) is not None:
+                    yield m
+
+    def delete(self, key: str) -> None:
+        try:
+            self.fs.delete_dir(self.entry(key))
+        except (FileNotFoundError, OSError):
+            pass
+
+    def clear(self, *, pipeline: str | None = None) -> int:
+        """Delete the cache (or one pipeline's entries); return how many entries went."""
+        if pipeline is None:
+            n = sum(1 for _ in self.entries())
+            self.delete_all()
+            return n
+        doomed = [m["key"] for m in self.entries() if m.get("pipeline") == pipeline]
+        for key in doomed:
+            self.delete(key)
+        return len(doomed)
+
+    def delete_all(self) -> None:
+        try:
+            self.fs.delete_dir(f"{self.base}/artifacts")
+        except (FileNotFoundError, OSError):
+            pass
+
+
+class CorruptArtifact(RuntimeError):
+    """A stored artifact failed verification."""
+
+
+def warn_corrupt(key: str, problem: str) -> None:
+    warnings.warn(f"airflowdsl: artifact {key[:12]} is corrupt ({problem}); recomputing",
+                  stacklevel=3)

@@ -1,0 +1,118 @@
+"""The body of a step's Ray task: gather inputs, call the user function, persist.
+
+The task persists its own outputs (artifacts never travel through the
+driver) and returns ``(*outputs, summary)``: one object ref per output for
+downstream steps, plus a small summary (timings, manifest, metrics) for the
+driver. A Dataset output is written as Parquet and handed downstream as a
+``read_parquet`` Dataset over the stored files, exactly what a cache hit
+gives; with persistence off it is materialized instead.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from airflowdsl.runtime import serializers
+from airflowdsl.runtime.store import ArtifactStore, Manifest
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@dataclass(frozen=True)
+class Stored:
+    """An input read from the store inside the task (a cache hit upstream)."""
+
+    manifest: Manifest
+    index: int | None
+    multi: bool
+
+
+@dataclass(frozen=True)
+class Payload:
+    name: str
+    fn: Any
+    params: dict[str, Any]
+    args: tuple[tuple[str, str, Any], ...]  # (param, "ref" | "refs" | "stored", n / Stored)
+    multi_output: bool
+    n_outputs: int
+    store: str | None  # None: persistence off
+    key: str
+    info: dict[str, Any]
+
+
+class StepFailed(Exception):
+    """A step's own code raised; carries the user's traceback as text."""
+
+    def __init__(self, step: str, error: str, user_traceback: str) -> None:
+        super().__init__(step, error, user_traceback)
+        self.step, self.error, self.user_traceback = step, error, user_traceback
+
+    def __str__(self) -> str:
+        return f"step {self.step!r} failed: {self.error}"
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback without airflowdsl-runtime and Ray frames."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith(_HERE) and f"{os.sep}ray{os.sep}" not in f.filename]
+    return "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames)) + \
+        "".join(traceback.format_exception_only(type(exc), exc))
+
+
+def _gather(p: Payload, values: tuple[Any, ...]) -> dict[str, Any]:
+    kwargs = dict(p.params)
+    store = ArtifactStore(p.store) if p.store else None
+    pos = 0
+    for param, how, extra in p.args:
+        if how == "ref":
+            kwargs[param] = values[pos]
+            pos += 1
+        elif how == "refs":
+            kwargs[param] = tuple(values[pos:pos + extra])
+            pos += extra
+        else:
+            assert store is not None
+            s: Stored = extra
+            idx = range(len(s.manifest["outputs"])) if s.index is None else [s.index]
+            loaded = [store.load(s.manifest, i, verify=False) for i in idx]
+            kwargs[param] = tuple(loaded) if s.index is None and s.multi else loaded[0]
+    return kwargs
+
+
+def metrics_of(outputs: tuple[Any, ...]) -> dict[str, float]:
+    """Metrics a step reports: a returned ``dict`` of numbers, or a ``Result``'s ``.metrics``."""
+    if len(outputs) != 1:
+        return {}
+    value = outputs[0]
+    found = getattr(value, "metrics", None) if not isinstance(value, dict) else value
+    if not isinstance(found, dict):
+        return {}
+    return {str(k): float(v) for k, v in found.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def run_step(p: Payload, *values: Any) -> tuple[Any, ...]:
+    started = time.time()
+    try:
+        result = p.fn(**_gather(p, values))
+    except Exception as exc:
+        raise StepFailed(p.name, f"{type(exc).__name__}: {exc}", user_traceback(exc)) from None
+    outputs = tuple(result) if p.multi_output else (result,)
+    if len(outputs) != p.n_outputs:
+        raise StepFailed(p.name, f"returned {len(outputs)} values, expected {p.n_outputs}", "")
+    metrics = metrics_of(outputs)
+    manifest = None
+    if p.store:
+        store = ArtifactStore(p.store)
+        manifest = store.write(p.key, outputs, **p.info, metrics=metrics)
+        outputs = tuple(store.load(manifest, i, verify=False) if serializers.is_dataset(v) else v
+                        for i, v in enumerate(outputs))
+    else:
+        outputs = tuple(v.materialize() if serializers.is_dataset(v) else v for v in outputs)
+    summary = {"started": started, "ended": time.time(), "manifest": manifest, "metrics": metrics,
+               "pid": os.getpid()}
+    return (*outputs, summary)
