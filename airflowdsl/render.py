@@ -48,11 +48,11 @@ def to_dot(compiled: CompiledPipeline, *, status: dict[str, str] | None = None) 
     for name in compiled.order or list(compiled.graph.nodes):
         kind = compiled.graph.nodes[name].get("kind", "step")
         shape, fill, _o, _c = _style(kind)
-        label = f"{name}\n«{kind}»"
+        label = f"{name}\\n«{kind}»"
         st = (status or {}).get(name)
         if st is not None:
             fill = STATUS_COLOR.get(st.lower(), fill)
-            label += f"\n[{st}]"
+            label += f"\\n[{st}]"
         style = "rounded,filled" if kind == "preprocess" else "filled"
         dot.node(name, label=label, shape=shape, fillcolor=fill, style=style)
     for up, down, data in compiled.graph.edges(data=True):

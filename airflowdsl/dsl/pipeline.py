@@ -12,7 +12,7 @@ import networkx as nx
 from airflowdsl.dsl import trace as _trace
 from airflowdsl.dsl.compile import CompiledPipeline, add_input_edges, add_node, check_graph
 from airflowdsl.dsl.errors import CompileError, CompileProblem
-from airflowdsl.dsl.handles import HandleUsageError, OutputHandle, OutputRef
+from airflowdsl.dsl.handles import HandleUsageError, MultiOutput, OutputHandle, OutputRef
 from airflowdsl.dsl.params import params_model, validate_params
 from airflowdsl.dsl.step import _resolve_hints
 
@@ -90,8 +90,10 @@ def _outputs(tr: _trace.Trace, result: Any) -> OutputRef | tuple[OutputRef, ...]
         return None
     if isinstance(result, OutputHandle):
         return result.ref
-    if isinstance(result, (tuple, list)) and all(isinstance(r, OutputHandle) for r in result):
-        return tuple(r.ref for r in result)
+    if isinstance(result, (tuple, list)):  # a MultiOutput inside is flattened
+        flat = [h for r in result for h in (r if isinstance(r, MultiOutput) else (r,))]
+        if all(isinstance(h, OutputHandle) for h in flat):
+            return tuple(h.ref for h in flat)
     given = "a tuple holding non-step values" if isinstance(result, (tuple, list)) else \
         type(result).__name__
     tr.problems.append(CompileProblem(

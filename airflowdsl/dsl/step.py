@@ -166,8 +166,13 @@ class StepDecorator:
             return getattr(mod, attr)
         except AttributeError:
             if not hasattr(mod, "__path__"):
-                raise
+                raise AttributeError(f"{module!r} has no attribute {attr!r}") from None
+        try:
             return importlib.import_module(f"{module}.{attr}")
+        except ModuleNotFoundError as err:
+            if err.name != f"{module}.{attr}":
+                raise
+            raise AttributeError(f"{module!r} has no attribute {attr!r}") from None
 
     def __repr__(self) -> str:
         return f"<airflowdsl step decorator {self.kind!r}>"

@@ -1,0 +1,4 @@
+"""Not valid Python (the CLI must report it in one line)."""
+
+def oops(:
+    pass
