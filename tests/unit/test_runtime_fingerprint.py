@@ -1,0 +1,112 @@
+"""Code fingerprints (normalized source, transitive project-local callees) and canonical hashing."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pandas as pd
+
+from airflowdsl.runtime.canonical import canonical, digest
+from airflowdsl.runtime.fingerprint import code_fingerprint, is_project_local, project_modules
+
+
+def load(tmp_path: Path, name: str, source: str) -> ModuleType:
+    path = tmp_path / f"{name}.py"
+    path.write_text(textwrap.dedent(source))
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def uniq(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def test_comments_docstrings_and_decorators_do_not_count(tmp_path: Path) -> None:
+    a = load(tmp_path, uniq("a"), """
+        def f(x):
+            return x + 1
+    """)
+    b = load(tmp_path, uniq("b"), '''
+        import functools
+
+        @functools.lru_cache
+        def f(x):
+            """A docstring."""
+            # a comment
+            return x + 1  # trailing
+    ''')
+    c = load(tmp_path, uniq("c"), """
+        def f(x):
+            return x + 2
+    """)
+    fp = lambda m: list(code_fingerprint(m.f).values())  # noqa: E731
+    assert fp(a) == fp(b)
+    assert fp(a) != fp(c)
+
+
+def test_transitive_project_local_callees(tmp_path: Path) -> None:
+    helpers = uniq("helpers")
+    load(tmp_path, helpers, """
+        import json
+        SCALE = 3
+
+        def inner(x):
+            return x * SCALE
+
+        def clean(x):
+            return inner(x) + len(json.dumps(x))
+
+        class Model:
+            def predict(self, x):
+                return inner(x)
+    """)
+    main = load(tmp_path, uniq("main"), f"""
+        import {helpers} as h
+        from {helpers} import Model
+
+        def step(x):
+            return h.clean(x) + Model().predict(x)
+
+        def other(x):
+            return x
+    """)
+    fp = code_fingerprint(main.step)
+    names = {k.rsplit(".", 1)[-1] for k in fp}
+    assert {"step", "clean", "inner", "Model"} <= names
+    assert f"const:{helpers}.SCALE" in fp
+    assert not any("json" in k for k in fp)  # the stdlib is not fingerprinted
+    assert project_modules(main.step) == {main.__name__, helpers}
+    assert set(code_fingerprint(main.other)) == {f"{main.__name__}.other"}
+
+
+def test_library_code_is_not_project_local() -> None:
+    assert not is_project_local(np.mean)
+    assert not is_project_local(pd.DataFrame)
+    assert not is_project_local(code_fingerprint)  # airflowdsl itself
+    assert is_project_local(test_library_code_is_not_project_local)
+
+
+def h(value: object) -> str:
+    return digest(canonical(value))
+
+
+def test_canonical_params() -> None:
+    assert h({"a": 1, "b": [1, 2]}) == h({"b": [1, 2], "a": 1})
+    assert h([1, 2]) != h((1, 2))
+    assert h(1) != h(1.0) != h("1")
+    assert h(True) != h(1)
+    assert h({1, 2, 3}) == h({3, 2, 1})
+    assert h(np.arange(4)) == h(np.arange(4)) != h(np.arange(4).astype("float64"))
+    df = pd.DataFrame({"x": [1, 2]})
+    assert h(df) == h(df.copy()) != h(pd.DataFrame({"x": [1, 3]}))
+    assert h(Path("a/b")) == h(Path("a/b"))
