@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import inspect
 from collections.abc import Callable
 from typing import Any, overload
@@ -55,6 +56,15 @@ class Pipeline:
                                            self.param_types, params)
         if problems:
             raise CompileError(self.name, problems)
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # tracing allocates many small objects: no full collections meanwhile
+        try:
+            return self._trace_and_build(values)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _trace_and_build(self, values: dict[str, Any]) -> CompiledPipeline:
         tr = _trace.Trace(self.name)
         token = tr.activate()
         try:
@@ -69,8 +79,9 @@ class Pipeline:
         for rec in tr.nodes.values():
             add_node(graph, rec.name, rec.spec, params=rec.params, inputs=rec.inputs)
             add_input_edges(graph, rec.name)
-        order, graph_problems = check_graph(self.name, graph)
-        tr.problems.extend(p for p in graph_problems if p.kind == "cycle")
+        # edge types were checked while tracing; this finds the order (and any cycle)
+        order, graph_problems = check_graph(self.name, graph, types=False)
+        tr.problems.extend(graph_problems)
         if tr.problems:
             raise CompileError(self.name, tr.problems)
         return CompiledPipeline(self.name, values, graph, outputs, order)

@@ -8,6 +8,7 @@ undecidable at runtime (forward references, protocols, bare generics): those pas
 from __future__ import annotations
 
 import collections.abc
+import functools
 import inspect
 import types
 import typing
@@ -46,6 +47,18 @@ def _is_any(t: Any) -> bool:
 
 def is_assignable(src: Any, dst: Any) -> bool:
     """True when a value of type ``src`` is accepted by an annotation ``dst``."""
+    try:
+        return _is_assignable_cached(src, dst)
+    except TypeError:  # unhashable annotation
+        return _is_assignable(src, dst)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_assignable_cached(src: Any, dst: Any) -> bool:
+    return _is_assignable(src, dst)
+
+
+def _is_assignable(src: Any, dst: Any) -> bool:
     src, dst = _norm(src), _norm(dst)
     if _is_any(dst) or _is_any(src) or src == dst:
         return True
@@ -100,6 +113,18 @@ def _tuple_assignable(s_args: tuple, d_args: tuple) -> bool:
 
 def type_name(t: Any) -> str:
     """A short, readable name for an annotation (``int``, ``list[str]``, ``Dataset | None``)."""
+    try:
+        return _type_name_cached(t)
+    except TypeError:  # unhashable annotation
+        return _type_name(t)
+
+
+@functools.lru_cache(maxsize=4096)
+def _type_name_cached(t: Any) -> str:
+    return _type_name(t)
+
+
+def _type_name(t: Any) -> str:
     t = _norm(t)
     if t is Any:
         return "Any"
