@@ -119,7 +119,7 @@ def render(compiled: CompiledPipeline, path: str | os.PathLike[str], *,
         data = to_dot(compiled, status=status).encode()
     elif suffix in GRAPHVIZ_FORMATS:
         source = graphviz.Source(to_dot(compiled, status=status))
-        data = source.pipe(format=GRAPHVIZ_FORMATS[suffix])
+        data = source.pipe(format=GRAPHVIZ_FORMATS[suffix], quiet=True)
     else:
         known = ", ".join([*GRAPHVIZ_FORMATS, *TEXT_FORMATS])
         raise ValueError(f"cannot render to {out.name!r}: unknown suffix (use {known})")
