@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -14,8 +13,9 @@ from airflowdsl.cli._load import cli_errors, compile_target, fail
 def _run_statuses(run_id: str, store: str | None) -> dict[str, str]:
     """{step: status} of a recorded run (``cached`` for cache hits)."""
     from airflowdsl.runtime.history import History
+    from airflowdsl.runtime.store import default_root
 
-    root = store or os.environ.get("AIRFLOWDSL_HOME") or ".airflowdsl"
+    root = default_root(store)
     run = History.for_root(root).run(run_id)
     if run is None:
         fail(f"no run {run_id!r} in {root}")
