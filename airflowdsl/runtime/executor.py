@@ -78,9 +78,8 @@ def _run_on_ray(compiled: Any, plans: dict[str, StepPlan], st: ArtifactStore | N
             modules |= project_modules(p.spec.fn)
     raycluster.ship_by_value(modules)
     info = {"pipeline": compiled.name, "run_id": run_id}
-    refs = scheduler.submit_all(plans, store=st.root if st else None, info=info)
-    scheduler.collect(plans, refs, emit)
-    return refs
+    return scheduler.run(plans, store=st.root if st else None, info=info, emit=emit,
+                         limit=raycluster.max_in_flight())
 
 
 def _apply(step: StepRun, status: str, data: dict[str, Any], st: ArtifactStore) -> None:

@@ -18,9 +18,20 @@ _remote_fn: Any = None
 
 #: Default ``num_cpus`` of a step task by kind. Steps mostly coordinate nested
 #: Ray work (Ray Data operators, training actor groups) that needs CPUs of its
-#: own; a step holding a whole CPU can starve that work on a small cluster.
-DEFAULT_NUM_CPUS = {"train": 0.0, "tune": 0.0}
-FALLBACK_NUM_CPUS = 0.25
+#: own. A step task holding any CPU fragments a small cluster: on 2 CPUs, two
+#: branches holding 0.25 each leave 1.5, and two concurrent Ray Data
+#: executions, each allotted 1 CPU, stalled for minutes (measured). So steps
+#: hold no CPU unless they ask; the scheduler bounds how many run at once
+#: (``max_in_flight``) instead. Set ``num_cpus=`` on CPU-heavy in-process steps.
+DEFAULT_NUM_CPUS: dict[str, float] = {}
+FALLBACK_NUM_CPUS = 0.0
+
+
+def max_in_flight() -> int:
+    """How many step tasks may be submitted at once: 4 per cluster CPU, at least 4."""
+    import ray
+
+    return max(4, int(4 * ray.cluster_resources().get("CPU", 1)))
 
 
 def ensure_ray() -> None:

@@ -1,10 +1,11 @@
 """Submit the steps that must run as Ray tasks and collect their results.
 
-Every step is submitted up front in topological order: its inputs are the
-object refs of upstream tasks (Ray starts it when they are ready) or stored
-artifacts (loaded inside the task). When a step fails, the steps still
-waiting on an unfinished upstream are cancelled before they start; steps
-already running finish and are stored.
+Steps are submitted ahead of time in topological order (at most ``limit`` in
+flight): their inputs are the object refs of upstream tasks (Ray starts a
+step when they are ready) or stored artifacts (loaded inside the task). When
+a step fails, nothing more is submitted, the submitted steps still waiting on
+an unfinished upstream are cancelled before they start, and steps already
+running finish and are stored.
 """
 
 from __future__ import annotations
@@ -38,32 +39,40 @@ def _args(plan: StepPlan, plans: dict[str, StepPlan], refs: dict[str, list[Any]]
     return tuple(args), values
 
 
-def submit_all(plans: dict[str, StepPlan], *, store: str | None, info: dict[str, Any]
-               ) -> dict[str, list[Any]]:
-    refs: dict[str, list[Any]] = {}
-    for name, plan in plans.items():
-        if plan.action != "run":
-            continue
-        args, values = _args(plan, plans, refs)
-        payload = Payload(name, plan.spec.fn, plan.params, args, plan.spec.multi_output,
-                          plan.n_outputs, store, plan.key.digest, {**info, "step": name})
-        out = step_task(plan.spec, plan.n_outputs + 1).remote(payload, *values)
-        refs[name] = list(out)
-    return refs
+def _submit(name: str, plans: dict[str, StepPlan], refs: dict[str, list[Any]],
+            store: str | None, info: dict[str, Any]) -> Any:
+    plan = plans[name]
+    args, values = _args(plan, plans, refs)
+    payload = Payload(name, plan.spec.fn, plan.params, args, plan.spec.multi_output,
+                      plan.n_outputs, store, plan.key.digest, {**info, "step": name})
+    refs[name] = list(step_task(plan.spec, plan.n_outputs + 1).remote(payload, *values))
+    return refs[name][-1]
 
 
-def collect(plans: dict[str, StepPlan], refs: dict[str, list[Any]], emit: Event) -> None:
-    """Wait for every submitted step; ``emit(name, status, data)`` as each ends."""
+def run(plans: dict[str, StepPlan], *, store: str | None, info: dict[str, Any], emit: Event,
+        limit: int) -> dict[str, list[Any]]:
+    """Submit (at most ``limit`` at a time, topological order) and wait for every step
+    that must run; ``emit(name, status, data)`` on each change. Returns the refs."""
     import ray
 
-    pending = {r[-1]: n for n, r in refs.items()}
-    upstream = {n: [u for u, _ in plans[n].inputs.values() if u in refs] for n in refs}
+    todo = [n for n, p in plans.items() if p.action == "run"]
+    refs: dict[str, list[Any]] = {}
+    pending: dict[Any, str] = {}
+    upstream = {n: [u for u, _ in plans[n].inputs.values() if u in todo] for n in todo}
     finished: set[str] = set()
     failed = False
-    for n in refs:
-        if not upstream[n]:
-            emit(n, "running", {})
-    while pending:
+    while todo or pending:
+        while todo and len(pending) < limit and not failed:
+            name = todo.pop(0)
+            pending[_submit(name, plans, refs, store, info)] = name
+            if all(u in finished for u in upstream[name]):
+                emit(name, "running", {})
+        if failed:
+            for name in todo:
+                emit(name, "skipped", {})
+            todo = []
+        if not pending:
+            break
         done, _ = ray.wait(list(pending), num_returns=1)
         for ref in done:
             name = pending.pop(ref)
@@ -86,6 +95,7 @@ def collect(plans: dict[str, StepPlan], refs: dict[str, list[Any]], emit: Event)
                     ray.cancel(ref, force=False)
                     pending.pop(ref)
                     emit(n, "skipped", {})
+    return refs
 
 
 def _cause(exc: BaseException) -> BaseException:

@@ -18,6 +18,7 @@ import json
 import math
 import sys
 import tempfile
+import types
 from typing import Any
 
 import pyarrow.fs as pafs
@@ -103,7 +104,30 @@ def write(value: Any, fs: pafs.FileSystem, path: str) -> Meta:
 
 
 def _write_dataset(ds: Any, fs: pafs.FileSystem, path: str) -> None:
+    guard_fsspec_http()
     ds.write_parquet(path, filesystem=fs)
+
+
+def guard_fsspec_http() -> None:
+    """Without aiohttp, ``fsspec.implementations.http`` fails to import, and Ray Data's
+    file IO threads race on importing it ("cannot import name 'HTTPFileSystem'").
+    Install a stand-in whose class cannot be instantiated, so the ``isinstance``
+    checks Ray Data makes are simply False. No-op when aiohttp is installed."""
+    name = "fsspec.implementations.http"
+    if name in sys.modules:
+        return
+    try:
+        importlib.import_module(name)
+    except ImportError as err:
+        reason = str(err)
+
+        class HTTPFileSystem:
+            def __init__(self, *a: Any, **k: Any) -> None:
+                raise ImportError(f"fsspec HTTP filesystem unavailable: {reason}")
+
+        stub = types.ModuleType(name)
+        stub.HTTPFileSystem = HTTPFileSystem  # type: ignore[attr-defined]
+        sys.modules.setdefault(name, stub)
 
 
 def read(fs: pafs.FileSystem, path: str, meta: Meta, files: list[str]) -> Any:
@@ -112,6 +136,7 @@ def read(fs: pafs.FileSystem, path: str, meta: Meta, files: list[str]) -> Any:
     if fmt == "dataset":
         import ray.data
 
+        guard_fsspec_http()
         paths = [f"{path}/{f}" for f in sorted(files) if f.endswith(".parquet")]
         return ray.data.read_parquet(paths, filesystem=fs) if paths else ray.data.from_items([])
     if fmt == "checkpoint":

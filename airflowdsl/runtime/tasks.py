@@ -55,10 +55,10 @@ class StepFailed(Exception):
         return f"step {self.step!r} failed: {self.error}"
 
 
-def user_traceback(exc: BaseException) -> str:
-    """The traceback without airflowdsl-runtime and Ray frames."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if not f.filename.startswith(_HERE) and f"{os.sep}ray{os.sep}" not in f.filename]
+def user_traceback(exc: BaseException, *, keep_all: bool = False) -> str:
+    """The traceback without airflowdsl-runtime and Ray frames (unless ``keep_all``)."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if keep_all or (
+        not f.filename.startswith(_HERE) and f"{os.sep}ray{os.sep}" not in f.filename)]
     return "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames)) + \
         "".join(traceback.format_exception_only(type(exc), exc))
 
@@ -106,13 +106,17 @@ def run_step(p: Payload, *values: Any) -> tuple[Any, ...]:
         raise StepFailed(p.name, f"returned {len(outputs)} values, expected {p.n_outputs}", "")
     metrics = metrics_of(outputs)
     manifest = None
-    if p.store:
-        store = ArtifactStore(p.store)
-        manifest = store.write(p.key, outputs, **p.info, metrics=metrics)
-        outputs = tuple(store.load(manifest, i, verify=False) if serializers.is_dataset(v) else v
-                        for i, v in enumerate(outputs))
-    else:
-        outputs = tuple(v.materialize() if serializers.is_dataset(v) else v for v in outputs)
+    try:
+        if p.store:
+            store = ArtifactStore(p.store)
+            manifest = store.write(p.key, outputs, **p.info, metrics=metrics)
+            outputs = tuple(store.load(manifest, i, verify=False) if serializers.is_dataset(v)
+                            else v for i, v in enumerate(outputs))
+        else:
+            outputs = tuple(v.materialize() if serializers.is_dataset(v) else v for v in outputs)
+    except Exception as exc:
+        raise StepFailed(p.name, f"storing its output failed: {type(exc).__name__}: {exc}",
+                         user_traceback(exc, keep_all=True)) from None
     summary = {"started": started, "ended": time.time(), "manifest": manifest, "metrics": metrics,
                "pid": os.getpid()}
     return (*outputs, summary)

@@ -1,0 +1,124 @@
+"""Per-step overhead: airflowdsl vs plain ``@ray.remote`` tasks vs plain function calls.
+
+A 50-step chain and a 50-way fan-out of trivial steps, run in one process,
+modes alternating, medians reported. airflowdsl runs with caching and
+persistence off (``compiled.run(persist=False)``) and, separately, with
+persistence on (``force=True``: every step runs and writes its small JSON
+artifact). Plain Ray tasks get the same ``num_cpus`` as airflowdsl step tasks.
+
+    python bench/step_overhead.py [--reps 5] [--steps 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ray
+
+import airflowdsl as af
+from airflowdsl.runtime.raycluster import FALLBACK_NUM_CPUS
+
+
+@af.step
+def start() -> int:
+    return 0
+
+
+@af.step
+def inc(x: int) -> int:
+    return x + 1
+
+
+def plain_inc(x: int) -> int:
+    return x + 1
+
+
+remote_inc = ray.remote(num_cpus=FALLBACK_NUM_CPUS)(plain_inc)
+
+
+def pipelines(n: int) -> tuple[Any, Any]:
+    @af.pipeline
+    def chain():
+        x = start()
+        for _ in range(n - 1):
+            x = inc(x)
+        return x
+
+    @af.pipeline
+    def fanout():
+        s = start()
+        return tuple(inc(s) for _ in range(n - 1))
+
+    return chain.compile(), fanout.compile()
+
+
+def modes(n: int, store: str) -> dict[str, dict[str, Callable[[], Any]]]:
+    chain, fanout = pipelines(n)
+    return {
+        "chain": {
+            "function": lambda: _chain_fn(n),
+            "ray": lambda: ray.get(_chain_ray(n)),
+            "airflowdsl": lambda: chain.run(persist=False, store=store).output,
+            "airflowdsl+persist": lambda: chain.run(force=True, store=store).output,
+        },
+        "fanout": {
+            "function": lambda: [plain_inc(0) for _ in range(n - 1)],
+            "ray": lambda: ray.get([remote_inc.remote(0) for _ in range(n - 1)]),
+            "airflowdsl": lambda: fanout.run(persist=False, store=store).output,
+            "airflowdsl+persist": lambda: fanout.run(force=True, store=store).output,
+        },
+    }
+
+
+def _chain_fn(n: int) -> int:
+    x = 0
+    for _ in range(n - 1):
+        x = plain_inc(x)
+    return x
+
+
+def _chain_ray(n: int) -> Any:
+    x: Any = 0
+    for _ in range(n - 1):
+        x = remote_inc.remote(x)
+    return x
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=50)
+    args = ap.parse_args()
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    store = tempfile.mkdtemp(prefix="af-bench-")
+    table = modes(args.steps, store)
+    for shape, fns in table.items():
+        for fn in fns.values():  # warm up workers, imports, function exports
+            fn()
+        times: dict[str, list[float]] = {m: [] for m in fns}
+        for _ in range(args.reps):
+            for mode, fn in fns.items():
+                t = time.perf_counter()
+                fn()
+                times[mode].append(time.perf_counter() - t)
+        med = {m: statistics.median(v) for m, v in times.items()}
+        base = med["function"]
+        per = {m: (med[m] - base) / args.steps * 1e3 for m in med}
+        print(f"{shape} ({args.steps} steps, {args.reps} reps, medians)")
+        for m in fns:
+            print(f"  {m:20s} total {med[m] * 1e3:8.1f} ms   per-step overhead {per[m]:6.2f} ms")
+        print(f"  airflowdsl / ray per-step overhead: {per['airflowdsl'] / per['ray']:.2f}x;"
+              f" persistence adds {per['airflowdsl+persist'] - per['airflowdsl']:.2f} ms/artifact")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

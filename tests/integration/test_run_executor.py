@@ -1,0 +1,250 @@
+"""Executor on a real local Ray (2 CPUs): parallel branches with nested Ray Data and training,
+failure and resume, helper edits, corrupt artifacts, datasets and checkpoints."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import airflowdsl as af
+from airflowdsl.runtime.store import ArtifactStore
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
+
+
+def _meet(where: str, me: str, other: str) -> None:
+    """Both branches must be running at the same time for either to get past this."""
+    Path(where, me).touch()
+    deadline = time.time() + 120
+    while not Path(where, other).exists():
+        if time.time() > deadline:
+            raise TimeoutError(f"{other} never ran while {me} was running")
+        time.sleep(0.05)
+
+
+@af.ingest
+def numbers(n: int = 64) -> af.Dataset:
+    import ray.data
+
+    return ray.data.range(n)
+
+
+@af.preprocess
+def prep_a(ds: af.Dataset, where: str) -> af.Dataset:
+    _meet(where, "a", "b")
+    return ds.map_batches(lambda b: {"id": b["id"], "x": b["id"] * 2.0})
+
+
+@af.preprocess
+def prep_b(ds: af.Dataset, where: str) -> af.Dataset:
+    _meet(where, "b", "a")
+    return ds.map_batches(lambda b: {"id": b["id"], "x": b["id"] * 3.0})
+
+
+def _loop(config: dict[str, Any]) -> None:
+    from airflowdsl.air import session
+
+    shard = session.get_dataset_shard("train")
+    total = sum(float(b["x"].sum()) for b in shard.iter_batches(batch_size=16))
+    session.report({"total": total})
+
+
+@af.train
+def fit(ds: af.Dataset) -> dict:
+    from airflowdsl.air import ScalingConfig
+    from airflowdsl.train.trainer import DataParallelTrainer
+
+    result = DataParallelTrainer(_loop, scaling_config=ScalingConfig(num_workers=2),
+                                 datasets={"train": ds}).fit()
+    return {"rows": float(ds.count()), "total": float(result.metrics["total"])}
+
+
+@af.pipeline
+def branches(where: str):
+    ds = numbers()
+    return fit(prep_a(ds, where=where)), fit(prep_b(ds, where=where))
+
+
+def test_parallel_branches_with_nested_ray_data_and_training(tmp_path: Path) -> None:
+    run = branches.run(where=str(tmp_path), store=tmp_path / "s")
+    assert run.status == "succeeded", (run.error, run.traceback)
+    a, b = run.steps["prep_a"], run.steps["prep_b"]
+    assert a.started and b.started and a.ended and b.ended
+    assert a.started < b.ended and b.started < a.ended  # the branches overlapped
+    fit_a, fit_b = run.output
+    assert fit_a["rows"] == 64 and fit_b["rows"] == 64
+    assert run.metrics["fit"]["rows"] == 64
+    again = branches.run(where=str(tmp_path), store=tmp_path / "s")
+    assert again.status == "succeeded" and all(s.cached for s in again.steps.values())
+    assert again.output == run.output
+
+
+@af.ingest
+def base() -> list:
+    return [1, 2, 3]
+
+
+@af.preprocess
+def maybe_fail(xs: list, flag: str) -> list:
+    if Path(flag).exists():
+        raise ValueError("boom: flag present")
+    return [x * 10 for x in xs]
+
+
+@af.predict
+def total(xs: list) -> dict:
+    return {"sum": float(sum(xs))}
+
+
+@af.preprocess
+def side(xs: list) -> list:
+    time.sleep(1.0)
+    return xs[::-1]
+
+
+@af.pipeline
+def fragile(flag: str):
+    xs = base()
+    return total(maybe_fail(xs, flag=flag)), side(xs)
+
+
+def test_failure_stops_downstream_and_rerun_resumes(tmp_path: Path) -> None:
+    flag = tmp_path / "flag"
+    flag.touch()
+    store = tmp_path / "s"
+    run = fragile.run(flag=str(flag), store=store)
+    assert run.status == "failed"
+    assert run.steps["maybe_fail"].status == "failed"
+    assert "boom: flag present" in (run.error or "")
+    tb = run.steps["maybe_fail"].traceback or ""
+    assert 'raise ValueError("boom: flag present")' in tb and "test_run_executor.py" in tb
+    assert "airflowdsl/runtime" not in tb and "/ray/" not in tb
+    assert run.steps["total"].status == "skipped" and run.steps["total"].started is None
+    assert run.steps["base"].status == "succeeded"
+    assert run.steps["side"].status == "succeeded"  # already running: finished and stored
+    flag.unlink()
+    again = fragile.run(flag=str(flag), store=store)
+    assert again.status == "succeeded"
+    assert again.steps["base"].cached and again.steps["side"].cached
+    assert not again.steps["maybe_fail"].cached and not again.steps["total"].cached
+    assert again.output[0] == {"sum": 60.0}
+
+
+def _load(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+HELPERS = """
+def scale(x):
+    return x * {factor}
+
+def unrelated(x):
+    return x
+"""
+
+PIPE = """
+import airflowdsl as af
+from {helpers} import scale, unrelated
+
+@af.ingest
+def src() -> list:
+    return [1, 2]
+
+@af.preprocess
+def scaled(xs: list) -> list:
+    return [scale(x) for x in xs]
+
+@af.preprocess
+def plain(xs: list) -> list:
+    return [unrelated(x) for x in xs]
+
+@af.predict
+def report(xs: list) -> dict:
+    return {{"sum": float(sum(xs))}}
+
+@af.pipeline
+def edits():
+    xs = src()
+    return report(scaled(xs)), report(plain(xs))
+"""
+
+
+def test_editing_a_helper_invalidates_exactly_the_dependent_steps(tmp_path: Path) -> None:
+    tag = f"h{time.time_ns()}"
+    helpers, pipe = tmp_path / f"{tag}_helpers.py", tmp_path / f"{tag}_pipe.py"
+    helpers.write_text(HELPERS.format(factor=2))
+    pipe.write_text(PIPE.format(helpers=f"{tag}_helpers"))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        _load(helpers, f"{tag}_helpers")
+        first = _load(pipe, f"{tag}_pipe").edits.run(store=tmp_path / "s")
+        assert first.output[0] == {"sum": 6.0}
+        helpers.write_text(HELPERS.format(factor=5) + "\n# edited\n")
+        _load(helpers, f"{tag}_helpers")
+        second = _load(pipe, f"{tag}_pipe").edits.run(store=tmp_path / "s")
+    finally:
+        sys.path.remove(str(tmp_path))
+    ran = {n for n, s in second.steps.items() if not s.cached}
+    assert ran == {"scaled", "report"}  # report consumes scaled; report_2 consumes plain
+    assert second.output[0] == {"sum": 15.0}  # the workers ran the edited helper
+
+
+def test_corrupt_artifact_is_recomputed(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    first = fragile.run(flag=str(tmp_path / "none"), store=store)
+    assert first.status == "succeeded"
+    art = Path(first.steps["total"].artifacts[0]) / "value.json"
+    art.write_text(json.dumps({"sum": 99.0}).replace("99.0", "77.0"))
+    with pytest.warns(UserWarning, match="corrupt"):
+        again = fragile.run(flag=str(tmp_path / "none"), store=store)
+    assert not again.steps["total"].cached and again.steps["maybe_fail"].cached
+    assert again.output[0] == {"sum": 60.0}
+
+
+@af.ingest
+def table() -> af.Dataset:
+    import ray.data
+
+    return ray.data.from_items([{"a": i, "b": str(i)} for i in range(10)])
+
+
+@af.train
+def model(ds: af.Dataset) -> af.Checkpoint:
+    return af.Checkpoint.from_dict({"n": ds.count()})
+
+
+@af.predict
+def predict(ckpt: af.Checkpoint, ds: af.Dataset) -> af.Dataset:
+    n = ckpt.to_dict()["n"]
+    return ds.map(lambda r: {**r, "n": n})
+
+
+@af.pipeline
+def artifacts():
+    ds = table()
+    return predict(model(ds), ds)
+
+
+def test_dataset_and_checkpoint_artifacts(tmp_path: Path) -> None:
+    run = artifacts.run(store=f"file://{tmp_path}/s")
+    assert run.status == "succeeded", run.traceback
+    rows = sorted(run.output.take_all(), key=lambda r: r["a"])
+    assert rows[3] == {"a": 3, "b": "3", "n": 10}
+    store = ArtifactStore.open(f"file://{tmp_path}/s")
+    formats = {m["step"]: m["outputs"][0]["format"] for m in store.entries()}
+    assert formats == {"table": "dataset", "model": "checkpoint", "predict": "dataset"}
+    again = artifacts.run(store=f"file://{tmp_path}/s", from_step="predict")
+    assert again.steps["model"].cached and not again.steps["predict"].cached
+    assert sorted(r["a"] for r in again.output.take_all()) == list(range(10))
