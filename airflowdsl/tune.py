@@ -1,3 +1,368 @@
-"""Tuner over Ray Tune (the training layer writes this module)."""
+"""Tuner over Ray Tune: our trainers and plain ``fn(config)`` functions as trials.
+
+Ray Tune is imported lazily (``import airflowdsl`` imports this module, and
+``import ray.tune`` costs seconds). A trainer trial runs
+``trainer.with_overrides(config).fit()`` inside Tune's trial actor; every rank-0 report
+of that fit is forwarded to ``ray.tune.report`` through ``airflowdsl.train.fit.REPORT_HOOKS``
+and the trainer's worker group lives in the trial's placement group (one bundle per
+worker, the controller in an empty head bundle). A plain function reports through
+``airflowdsl.air.session.report`` as it would in a trainer. See docs/training.md.
+"""
 
 from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
+
+from airflowdsl.air.checkpoint import Checkpoint
+from airflowdsl.air.config import CheckpointConfig, RunConfig
+from airflowdsl.air.result import Result
+from airflowdsl.train.trainer import BaseTrainer
+
+# --- search space (Ray Tune's own objects, so any Tune searcher understands them) -----
+
+
+def grid_search(values: list[Any]) -> dict[str, list[Any]]:
+    """Try every value (crossed with the other grid axes), ``num_samples`` times."""
+    return {"grid_search": list(values)}
+
+
+def choice(categories: list[Any]) -> Any:
+    from ray import tune
+
+    return tune.choice(categories)
+
+
+def uniform(lower: float, upper: float) -> Any:
+    from ray import tune
+
+    return tune.uniform(lower, upper)
+
+
+def loguniform(lower: float, upper: float, base: float = 10) -> Any:
+    from ray import tune
+
+    return tune.loguniform(lower, upper, base)
+
+
+def randint(lower: int, upper: int) -> Any:
+    """An integer in ``[lower, upper)`` (upper excluded, as in Ray Tune)."""
+    from ray import tune
+
+    return tune.randint(lower, upper)
+
+
+# --- configuration -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, config=ConfigDict(extra="forbid", arbitrary_types_allowed=True))
+class TuneConfig:
+    """What to optimise and how many trials: ``metric``/``mode`` pick the best result."""
+
+    metric: str | None = None
+    mode: Literal["min", "max"] | None = None
+    num_samples: int = Field(default=1, ge=1)
+    max_concurrent_trials: int | None = Field(default=None, ge=1)
+    search_alg: Any = None
+    scheduler: Any = None
+    time_budget_s: float | None = None
+
+
+# --- the trials ----------------------------------------------------------------------
+
+
+def _trainer_trial(config: dict[str, Any], trainer: BaseTrainer) -> None:
+    """One Tune trial of a trainer: overrides applied, reports forwarded to Tune."""
+    from ray import tune
+
+    from airflowdsl.train.fit import REPORT_HOOKS
+
+    trial = trainer.with_overrides(config) if config else trainer
+    workdir = tempfile.mkdtemp(prefix="airflowdsl-trial-")
+    overrides: dict[str, Any] = {}
+    params = inspect.signature(type(trial).__init__).parameters
+    run_config = getattr(trial, "run_config", None)
+    if "run_config" in params and isinstance(run_config, RunConfig):
+        # checkpoints land in a scratch run dir; Tune persists the ones it keeps
+        overrides["run_config"] = dataclasses.replace(run_config, storage_path=workdir, name="run")
+    restored = tune.get_checkpoint()
+    if restored is not None and "resume_from_checkpoint" in params:
+        overrides["resume_from_checkpoint"] = Checkpoint.from_ray(restored)
+    if overrides:
+        trial = trial.with_overrides(overrides)
+    forwarded = []
+
+    def forward(metrics: dict[str, Any], checkpoint: Checkpoint | None) -> None:
+        forwarded.append(True)
+        _report_to_tune(metrics, checkpoint)
+
+    REPORT_HOOKS.append(forward)
+    try:
+        result = trial.fit()
+        if not forwarded and (result.metrics or result.checkpoint):  # a fit without reports
+            _report_to_tune(result.metrics, result.checkpoint)
+    finally:
+        REPORT_HOOKS.remove(forward)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _function_trial(config: dict[str, Any], fn: Callable[..., Any]) -> Any:
+    """One Tune trial of ``fn(config)``, with ``airflowdsl.air.session`` installed."""
+    from ray import tune
+
+    from airflowdsl.air import session as air_session
+    from airflowdsl.train.worker_group import call_loop
+
+    workdir = tempfile.mkdtemp(prefix="airflowdsl-trial-")
+    restored = tune.get_checkpoint()
+
+    def sink(record: dict[str, Any]) -> None:
+        path = record.get("checkpoint_path")
+        _report_to_tune(record["metrics"], Checkpoint(path) if path else None)
+        if path:  # Tune has copied it into the trial directory
+            shutil.rmtree(path, ignore_errors=True)
+
+    sess = air_session.WorkerSession(
+        world_rank=0, world_size=1, local_rank=0, local_world_size=1, node_rank=0,
+        run_dir=workdir, checkpoint=Checkpoint.from_ray(restored) if restored else None,
+        trial_name=tune.get_context().get_trial_name() or "", config=dict(config), sink=sink,
+    )
+    previous = air_session.get_session()
+    air_session._install(sess)
+    try:
+        return call_loop(fn, config)
+    finally:
+        air_session._install(previous)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _report_to_tune(metrics: dict[str, Any], checkpoint: Checkpoint | None) -> None:
+    from ray import tune
+    from ray.tune.result import AUTO_RESULT_KEYS
+
+    clean = {k: v for k, v in metrics.items() if k not in AUTO_RESULT_KEYS}
+    ray_ckpt = tune.Checkpoint.from_directory(checkpoint.path) if checkpoint else None
+    tune.report(clean, checkpoint=ray_ckpt)
+
+
+# --- resources -----------------------------------------------------------------------
+
+
+def trial_bundles(trainer: BaseTrainer, *, cluster_cpus: float) -> list[dict[str, float]]:
+    """Placement-group bundles of one trainer trial: the controller, then the workers.
+
+    Trainers that start their own actors (e.g. RLTrainer) define ``tune_bundles``. A
+    trainer with workers gets an empty head bundle (its controller only polls) plus one
+    bundle per worker, sized exactly as ``WorkerGroup`` will ask inside the trial.
+    """
+    own = getattr(trainer, "tune_bundles", None)
+    if callable(own):
+        bundles: list[dict[str, float]] = own(cluster_cpus=cluster_cpus)
+        return bundles
+    scaling = getattr(trainer, "scaling_config", None)
+    head = dict(getattr(scaling, "trainer_resources", None) or {})
+    if scaling is None or scaling.num_workers == 0:  # the loop runs in the trial process
+        return [{"CPU": 1.0, **head}]
+    return [head, *scaling.bundles(cluster_cpus=cluster_cpus)]
+
+
+def _default_concurrency(trainer: BaseTrainer, bundles: list[dict[str, float]],
+                         cluster_cpus: float) -> int:
+    """One trial per free core, never more than fit; a core stays free for Ray Data."""
+    reserve = 1.0 if getattr(trainer, "datasets", None) and cluster_cpus > 1 else 0.0
+    free = max(cluster_cpus - reserve, 0.0)
+    trial_cpus = sum(b.get("CPU", 0.0) for b in bundles)
+    fits = math.floor(free / trial_cpus + 1e-9) if trial_cpus > 0 else math.inf
+    return int(max(1, min(fits, math.floor(free + 1e-9))))
+
+
+# --- results -------------------------------------------------------------------------
+
+
+def _to_result(ray_result: Any, checkpoint_config: CheckpointConfig | None) -> Result:
+    """A Tune trial result as our ``Result`` (checkpoints are local directories)."""
+    best = [(Checkpoint(c.path), dict(m)) for c, m in (ray_result.best_checkpoints or [])]
+    attr = checkpoint_config.checkpoint_score_attribute if checkpoint_config else None
+    checkpoint = Checkpoint(ray_result.checkpoint.path) if ray_result.checkpoint else None
+    if attr and checkpoint_config is not None:
+        scored = [cm for cm in best if isinstance(cm[1].get(attr), (int, float))]
+        scored.sort(key=lambda cm: cm[1][attr],
+                    reverse=checkpoint_config.checkpoint_score_order == "max")
+        best = scored + [cm for cm in best if cm not in scored]
+        checkpoint = best[0][0] if best else checkpoint
+    else:
+        best.reverse()  # newest first, as a trainer's Result has them
+    frame = ray_result.metrics_dataframe
+    history = frame.to_dict("records") if frame is not None else []
+    metrics = {k: v for k, v in (ray_result.metrics or {}).items() if k != "config"}
+    return Result(metrics=metrics, checkpoint=checkpoint, error=ray_result.error,
+                  path=ray_result.path, metrics_history=history, best_checkpoints=best,
+                  config=ray_result.config)
+
+
+class ResultGrid:
+    """The trials of one ``Tuner.fit()`` (the AIR ``ResultGrid`` shape) as our Results."""
+
+    def __init__(self, grid: Any, *, checkpoint_config: CheckpointConfig | None = None) -> None:
+        self._grid = grid
+        self._ckpt_config = checkpoint_config
+
+    def get_best_result(self, metric: str | None = None, mode: str | None = None,
+                        scope: str = "last", filter_nan_and_inf: bool = True) -> Result:
+        """The best trial by ``metric``/``mode`` (defaults: the TuneConfig's)."""
+        best = self._grid.get_best_result(metric=metric, mode=mode, scope=scope,
+                                          filter_nan_and_inf=filter_nan_and_inf)
+        return _to_result(best, self._ckpt_config)
+
+    def get_dataframe(self, filter_metric: str | None = None,
+                      filter_mode: str | None = None) -> Any:
+        """One row per trial (its last report, or its best by ``filter_metric``), with config."""
+        return self._grid.get_dataframe(filter_metric=filter_metric, filter_mode=filter_mode)
+
+    @property
+    def errors(self) -> list[BaseException]:
+        return list(self._grid.errors)
+
+    @property
+    def num_errors(self) -> int:
+        return int(self._grid.num_errors)
+
+    @property
+    def experiment_path(self) -> str:
+        return str(self._grid.experiment_path)
+
+    def __len__(self) -> int:
+        return len(self._grid)
+
+    def __getitem__(self, index: int) -> Result:
+        return _to_result(self._grid[index], self._ckpt_config)
+
+    def __iter__(self) -> Iterator[Result]:
+        return (self[i] for i in range(len(self)))
+
+    def __repr__(self) -> str:
+        return f"ResultGrid({len(self)} trials, {self.num_errors} errors)"
+
+
+# --- the Tuner -----------------------------------------------------------------------
+
+
+class Tuner:
+    """``Tuner(trainer_or_fn, param_space=..., tune_config=..., run_config=...).fit()``.
+
+    For a trainer, ``param_space`` keys are its constructor arguments (dicts merge:
+    ``{"params": {"max_depth": randint(2, 8)}}``) and ``run_config`` defaults to the
+    trainer's. For a function, ``param_space`` is the ``config`` it receives.
+    """
+
+    def __init__(
+        self,
+        trainable: BaseTrainer | Callable[..., Any],
+        *,
+        param_space: dict[str, Any] | None = None,
+        tune_config: TuneConfig | None = None,
+        run_config: RunConfig | None = None,
+    ) -> None:
+        if not isinstance(trainable, BaseTrainer) and not callable(trainable):
+            raise TypeError("Tuner takes a trainer (BaseTrainer) or a function fn(config), "
+                            f"got {type(trainable).__name__}")
+        self.trainable = trainable
+        self.param_space = dict(param_space or {})
+        self.tune_config = tune_config or TuneConfig()
+        if run_config is None:
+            run_config = getattr(trainable, "run_config", None) or RunConfig()
+        self.run_config = run_config
+
+    def fit(self) -> ResultGrid:
+        """Run every trial; trial errors are in the grid (``errors``), not raised."""
+        import ray
+        from ray import tune
+
+        if not ray.is_initialized():
+            ray.init()
+        cluster_cpus = float(ray.cluster_resources().get("CPU", 1))
+        tc = self.tune_config
+        max_concurrent = tc.max_concurrent_trials
+        trainable: Any
+        if isinstance(self.trainable, BaseTrainer):
+            trainer = self.trainable
+            bundles = trial_bundles(trainer, cluster_cpus=cluster_cpus)
+            strategy = getattr(getattr(trainer, "scaling_config", None), "placement_strategy",
+                               "PACK")
+
+            def resources(config: dict[str, Any]) -> Any:
+                trial = trainer.with_overrides(config) if config else trainer
+                return tune.PlacementGroupFactory(
+                    trial_bundles(trial, cluster_cpus=cluster_cpus), strategy=strategy)
+
+            trainable = tune.with_resources(
+                tune.with_parameters(_trainer_trial, trainer=trainer), resources)
+            if max_concurrent is None:
+                max_concurrent = _default_concurrency(trainer, bundles, cluster_cpus)
+        else:
+            trainable = tune.with_parameters(_function_trial, fn=self.trainable)
+            own = getattr(self.trainable, "_resources", None)  # set by tune.with_resources
+            if own is not None:
+                trainable = tune.with_resources(trainable, own)
+        tuner = tune.Tuner(
+            trainable,
+            param_space=self.param_space,
+            tune_config=tune.TuneConfig(
+                metric=tc.metric, mode=tc.mode, num_samples=tc.num_samples,
+                max_concurrent_trials=max_concurrent, search_alg=tc.search_alg,
+                scheduler=tc.scheduler, time_budget_s=tc.time_budget_s),
+            run_config=_tune_run_config(self.run_config, default_name=self._default_name()),
+        )
+        return ResultGrid(tuner.fit(), checkpoint_config=self.run_config.checkpoint_config)
+
+    def _default_name(self) -> str:
+        import time
+
+        label = (type(self.trainable).__name__ if isinstance(self.trainable, BaseTrainer)
+                 else getattr(self.trainable, "__name__", "trial"))
+        return f"{label}_{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _tune_run_config(rc: RunConfig, *, default_name: str) -> Any:
+    from ray import tune
+
+    ckpt = rc.checkpoint_config
+    callbacks = list(rc.callbacks or [])
+    foreign = [cb for cb in callbacks if not isinstance(cb, tune.Callback)]
+    if foreign:
+        raise TypeError("Tuner run_config callbacks must be ray.tune.Callback instances, got "
+                        + ", ".join(type(cb).__name__ for cb in foreign))
+    return tune.RunConfig(
+        name=rc.name or default_name,
+        storage_path=rc.resolved_storage_path(),
+        stop=rc.stop,
+        callbacks=callbacks or None,
+        verbose=rc.verbose,
+        failure_config=tune.FailureConfig(
+            max_failures=rc.failure_config.max_failures if rc.failure_config else 0),
+        checkpoint_config=tune.CheckpointConfig(
+            num_to_keep=ckpt.num_to_keep if ckpt else None,
+            checkpoint_score_attribute=ckpt.checkpoint_score_attribute if ckpt else None,
+            checkpoint_score_order=ckpt.checkpoint_score_order if ckpt else "max"),
+    )
+
+
+__all__ = [
+    "ResultGrid",
+    "TuneConfig",
+    "Tuner",
+    "choice",
+    "grid_search",
+    "loguniform",
+    "randint",
+    "trial_bundles",
+    "uniform",
+]

@@ -30,7 +30,8 @@ class BaseTrainer:
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         self = super().__new__(cls)
-        bound = inspect.signature(cls.__init__).bind(self, *args, **kwargs)
+        # bind_partial: unpickling calls __new__ without arguments (then restores __dict__)
+        bound = inspect.signature(cls.__init__).bind_partial(self, *args, **kwargs)
         self._init_args = {k: v for k, v in bound.arguments.items() if k != "self"}
         return self
 
