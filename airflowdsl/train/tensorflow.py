@@ -1,0 +1,218 @@
+"""TensorflowTrainer: ``MultiWorkerMirroredStrategy`` on the shared actor group (the AIR shape).
+
+TensorFlow is imported lazily (inside functions), so importing this module is cheap and
+works without TensorFlow installed. Every worker gets ``TF_USE_LEGACY_KERAS=1`` before
+anything is imported there, so ``tf.keras`` is tf-keras (whose ``model.fit`` works under
+the multi-worker strategy; Keras 3's does not, see docs/training.md), and ``TF_CONFIG``
+(cluster = every worker's ip and a free port, task index = rank) before the loop starts.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from airflowdsl.air.checkpoint import Checkpoint
+from airflowdsl.train.backend import Backend
+from airflowdsl.train.predictor import Predictor
+from airflowdsl.train.tensorflow_data import prepare_dataset_shard
+from airflowdsl.train.tensorflow_keras import (
+    Keras3AwareLoop,
+    Keras3ModelError,
+    fit_custom_loop,
+    is_keras3_model,
+    keras3_train_step,
+    prepare_model,
+)
+from airflowdsl.train.trainer import DataParallelTrainer
+
+if TYPE_CHECKING:
+    from airflowdsl.air.config import RunConfig, ScalingConfig
+    from airflowdsl.train.tensorflow_keras import ReportCheckpointCallback
+    from airflowdsl.train.worker_group import WorkerGroup
+
+INSTALL_HINT = "pip install 'airflowdsl[tensorflow]' && pip install --no-deps tf-keras==2.21.0"
+MODEL_FILE = "model.keras"
+LEGACY_ENV = {"TF_USE_LEGACY_KERAS": "1"}
+
+
+def _require(module: str, what: str) -> None:
+    if importlib.util.find_spec(module) is None:
+        raise ImportError(f"{what} needs the {module!r} package, which is not installed: "
+                          f"{INSTALL_HINT}")
+
+
+@dataclass(frozen=True)
+class TensorflowConfig:
+    """TensorFlow backend options. ``legacy_keras``: set ``TF_USE_LEGACY_KERAS=1`` in workers."""
+
+    legacy_keras: bool = True
+
+
+def _set_tf_config(addresses: list[str], index: int) -> None:
+    os.environ["TF_CONFIG"] = json.dumps(
+        {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}})
+
+
+class _TensorflowBackend(Backend):
+    def __init__(self, config: TensorflowConfig) -> None:
+        self.worker_env = dict(LEGACY_ENV) if config.legacy_keras else {}
+
+    def on_start(self, group: WorkerGroup, scaling: ScalingConfig) -> None:
+        hosts = [info["ip"] if ":" not in info["ip"] else f"[{info['ip']}]" for info in group.infos]
+        addresses = [f"{host}:{group.free_port(rank)}" for rank, host in enumerate(hosts)]
+        group.execute_each(_set_tf_config, [(addresses, rank) for rank in range(len(group))])
+
+
+class TensorflowTrainer(DataParallelTrainer):
+    """Runs ``train_loop_per_worker`` on every worker with ``TF_CONFIG`` set for it.
+
+    Inside the loop: ``strategy = tf.distribute.MultiWorkerMirroredStrategy()``, build and
+    compile a ``tf.keras`` model under ``strategy.scope()``, and train on
+    ``prepare_dataset_shard(session.get_dataset_shard("train"), ...)``.
+    """
+
+    def __init__(
+        self,
+        train_loop_per_worker: Callable[..., Any],
+        *,
+        train_loop_config: dict[str, Any] | None = None,
+        tensorflow_config: TensorflowConfig | None = None,
+        scaling_config: ScalingConfig | None = None,
+        run_config: RunConfig | None = None,
+        datasets: dict[str, Any] | None = None,
+        resume_from_checkpoint: Checkpoint | None = None,
+        dataset_config: dict[str, Any] | None = None,
+    ) -> None:
+        config = tensorflow_config or TensorflowConfig()
+        _require("tensorflow", "TensorflowTrainer")
+        if config.legacy_keras:
+            _require("tf_keras", "TensorflowTrainer (tf.keras under TF_USE_LEGACY_KERAS=1)")
+        super().__init__(
+            Keras3AwareLoop(train_loop_per_worker) if callable(train_loop_per_worker)
+            else train_loop_per_worker,
+            train_loop_config=train_loop_config, backend_config=config,
+            scaling_config=scaling_config, run_config=run_config, datasets=datasets,
+            resume_from_checkpoint=resume_from_checkpoint, dataset_config=dataset_config)
+        self.tensorflow_config = config
+
+    def make_backend(self) -> Backend:
+        return _TensorflowBackend(self.tensorflow_config)
+
+    def fit(self) -> Any:
+        if self.scaling_config.num_workers == 0 and self.tensorflow_config.legacy_keras:
+            # local mode runs here: tf.keras resolves the env var on first use
+            for key, value in LEGACY_ENV.items():
+                os.environ.setdefault(key, value)
+        return super().fit()
+
+
+class TensorflowCheckpoint(Checkpoint):
+    """A Keras model in a checkpoint directory (``model.keras``, a SavedModel or an .h5)."""
+
+    @classmethod
+    def from_model(cls, model: Any, *, metadata: dict[str, Any] | None = None) -> TensorflowCheckpoint:
+        """Save a tf-keras or Keras 3 model (the ``.keras`` format) into a new checkpoint."""
+        path = tempfile.mkdtemp(prefix="airflowdsl-tf-")
+        model.save(os.path.join(path, MODEL_FILE))
+        ckpt = cls(path)
+        ckpt.update_metadata({**(metadata or {}), "keras": _flavour(model), "model": MODEL_FILE})
+        return ckpt
+
+    @classmethod
+    def from_saved_model(cls, directory: str | os.PathLike[str]) -> TensorflowCheckpoint:
+        """A checkpoint holding a copy of a tf-keras SavedModel directory."""
+        path = tempfile.mkdtemp(prefix="airflowdsl-tf-")
+        shutil.copytree(directory, os.path.join(path, "saved_model"))
+        ckpt = cls(path)
+        ckpt.update_metadata({"keras": "tf_keras", "model": "saved_model"})
+        return ckpt
+
+    @classmethod
+    def from_h5(cls, file: str | os.PathLike[str]) -> TensorflowCheckpoint:
+        path = tempfile.mkdtemp(prefix="airflowdsl-tf-")
+        shutil.copy(file, os.path.join(path, "model.h5"))
+        ckpt = cls(path)
+        ckpt.update_metadata({"keras": "tf_keras", "model": "model.h5"})
+        return ckpt
+
+    def get_model(self, model: Any = None, *, custom_objects: dict[str, Any] | None = None,
+                  compile: bool = True) -> Any:
+        """The saved model; with ``model`` given, its weights are loaded into that model."""
+        meta = self.get_metadata()
+        target = os.path.join(self.path, meta.get("model", MODEL_FILE))
+        if not os.path.exists(target):
+            raise FileNotFoundError(f"{self!r} holds no Keras model ({target} is missing)")
+        if model is not None:
+            model.load_weights(target)
+            return model
+        if meta.get("keras") == "keras3":
+            import keras
+        else:
+            _require("tf_keras", "TensorflowCheckpoint.get_model")
+            import tf_keras as keras
+        return keras.models.load_model(target, custom_objects=custom_objects, compile=compile)
+
+
+def _flavour(model: Any) -> str:
+    return "keras3" if is_keras3_model(model) else "tf_keras"
+
+
+class TensorflowPredictor(Predictor):
+    """A Keras model that scores pandas batches (feature columns stacked into one matrix)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Checkpoint, model: Any = None, **kwargs: Any
+                        ) -> TensorflowPredictor:
+        return cls(TensorflowCheckpoint.from_checkpoint(checkpoint).get_model(model, **kwargs))
+
+    def _predict_pandas(self, data: pd.DataFrame, dtype: str = "float32", **kwargs: Any
+                        ) -> pd.DataFrame:
+        if len(data.columns) == 1 and pd.api.types.is_object_dtype(data.dtypes.iloc[0]):
+            features = np.stack(data.iloc[:, 0].to_numpy()).astype(dtype)
+        else:
+            features = data.to_numpy(dtype=dtype)
+        out = self.model(features, training=False)
+        if isinstance(out, dict):
+            return pd.DataFrame({k: _column(np.asarray(v)) for k, v in out.items()})
+        return pd.DataFrame({"predictions": _column(np.asarray(out))})
+
+
+def _column(values: np.ndarray) -> Any:
+    if values.ndim == 2 and values.shape[1] == 1:
+        return values[:, 0]
+    return list(values) if values.ndim > 1 else values
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ReportCheckpointCallback":  # a tf-keras Callback: defined on first use
+        from airflowdsl.train import tensorflow_keras
+
+        return tensorflow_keras.ReportCheckpointCallback
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "Keras3ModelError",
+    "ReportCheckpointCallback",
+    "TensorflowCheckpoint",
+    "TensorflowConfig",
+    "TensorflowPredictor",
+    "TensorflowTrainer",
+    "fit_custom_loop",
+    "keras3_train_step",
+    "prepare_dataset_shard",
+    "prepare_model",
+]
