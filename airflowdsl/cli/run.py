@@ -6,6 +6,7 @@ Exit codes: 0 succeeded, 1 the run failed (the step's own traceback is shown),
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -48,6 +49,8 @@ def run(target: Target, param: Params = None, no_cache: NoCache = False, from_st
     """Run a pipeline on Ray; cached steps are reused."""
     from airflowdsl.runtime.executor import execute
 
+    # the live table is the progress display: keep Ray Data's bars out of it
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     with cli_errors():
         compiled = compile_target(target, param)
     for name in [from_step, *(only or [])]:
@@ -85,10 +88,10 @@ def _summary(result: Any, compiled: Any, console: Console) -> None:
 
     for node in sorted(output_nodes(compiled.outputs)):
         for path in result.steps[node].artifacts:
-            out.print(f"  output {node}: {path}")
+            out.print(f"  output {node}: {path}", soft_wrap=True)
     graph = _render_graph(result, compiled)
     if graph:
-        out.print(f"  graph: {graph}")
+        out.print(f"  graph: {graph}", soft_wrap=True)
     out.print(f"  details: airflowdsl show {result.id}" + _store_flag(result.store))
     if not result.succeeded:
         console.print(f"[bold red]error:[/] {result.error}", highlight=False)

@@ -27,11 +27,13 @@ DEFAULT_NUM_CPUS: dict[str, float] = {}
 FALLBACK_NUM_CPUS = 0.0
 
 
-def max_in_flight() -> int:
-    """How many step tasks may be submitted at once: 4 per cluster CPU, at least 4."""
+def max_in_flight() -> tuple[int, int]:
+    """(step tasks submitted at once: 4 per cluster CPU, at least 4;
+    train/tune steps at once: 1 per 8 cluster CPUs, at least 1)."""
     import ray
 
-    return max(4, int(4 * ray.cluster_resources().get("CPU", 1)))
+    cpus = ray.cluster_resources().get("CPU", 1)
+    return max(4, int(4 * cpus)), max(1, int(cpus // 8))
 
 
 def ensure_ray() -> None:

@@ -19,6 +19,13 @@ from airflowdsl.runtime.tasks import Payload, StepFailed, Stored
 
 Event = Callable[[str, str, dict[str, Any]], None]
 
+#: Steps whose nested work (training actor groups, trials and their dataset
+#: ingestion) is sized against the whole cluster. Two at once on a small
+#: cluster starve each other's data ingestion for good (measured on 2 CPUs:
+#: two trainers' streaming splits each held a Ray Data budget of 0.5 CPU, too
+#: little for one 1-CPU read task), so they get ``heavy_slots`` at a time.
+HEAVY_KINDS = frozenset({"train", "tune"})
+
 
 def _args(plan: StepPlan, plans: dict[str, StepPlan], refs: dict[str, list[Any]]
           ) -> tuple[tuple[tuple[str, str, Any], ...], list[Any]]:
@@ -49,10 +56,23 @@ def _submit(name: str, plans: dict[str, StepPlan], refs: dict[str, list[Any]],
     return refs[name][-1]
 
 
+def _next(todo: list[str], plans: dict[str, StepPlan], upstream: dict[str, list[str]],
+          refs: dict[str, list[Any]], heavy_ok: bool) -> str | None:
+    """The first step whose upstream is submitted (and, for train/tune, a slot is free)."""
+    for i, name in enumerate(todo):
+        if any(u not in refs for u in upstream[name]):
+            continue
+        if plans[name].spec.kind in HEAVY_KINDS and not heavy_ok:
+            continue
+        return todo.pop(i)
+    return None
+
+
 def run(plans: dict[str, StepPlan], *, store: str | None, info: dict[str, Any], emit: Event,
-        limit: int) -> dict[str, list[Any]]:
-    """Submit (at most ``limit`` at a time, topological order) and wait for every step
-    that must run; ``emit(name, status, data)`` on each change. Returns the refs."""
+        limit: int, heavy_slots: int = 1) -> dict[str, list[Any]]:
+    """Submit (at most ``limit`` at a time, topological order; at most ``heavy_slots``
+    train/tune steps) and wait for every step that must run; ``emit(name, status,
+    data)`` on each change. Returns the refs."""
     import ray
 
     todo = [n for n, p in plans.items() if p.action == "run"]
@@ -62,8 +82,11 @@ def run(plans: dict[str, StepPlan], *, store: str | None, info: dict[str, Any], 
     finished: set[str] = set()
     failed = False
     while todo or pending:
-        while todo and len(pending) < limit and not failed:
-            name = todo.pop(0)
+        while len(pending) < limit and not failed:
+            heavy = sum(plans[n].spec.kind in HEAVY_KINDS for n in pending.values())
+            name = _next(todo, plans, upstream, refs, heavy < heavy_slots)
+            if name is None:
+                break
             pending[_submit(name, plans, refs, store, info)] = name
             if all(u in finished for u in upstream[name]):
                 emit(name, "running", {})
