@@ -33,8 +33,8 @@ def _dur(a: float | None, b: float | None) -> str:
 
 def _table(*cols: str, title: str | None = None) -> Table:
     t = Table(title=title, box=None, header_style="bold", pad_edge=False)
-    for c in cols:
-        t.add_column(c)
+    for i, c in enumerate(cols):  # ids and keys are never cut; long cells fold
+        t.add_column(c, no_wrap=i == 0, min_width=22 if i == 0 else None, overflow="fold")
     return t
 
 
