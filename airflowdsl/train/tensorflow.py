@@ -37,7 +37,7 @@ from airflowdsl.train.trainer import DataParallelTrainer
 
 if TYPE_CHECKING:
     from airflowdsl.air.config import RunConfig, ScalingConfig
-    from airflowdsl.train.tensorflow_keras import ReportCheckpointCallback
+    from airflowdsl.train.tensorflow_callback import ReportCheckpointCallback
     from airflowdsl.train.worker_group import WorkerGroup
 
 INSTALL_HINT = "pip install 'airflowdsl[tensorflow]' && pip install --no-deps tf-keras==2.21.0"
@@ -198,9 +198,9 @@ def _column(values: np.ndarray) -> Any:
 
 def __getattr__(name: str) -> Any:
     if name == "ReportCheckpointCallback":  # a tf-keras Callback: defined on first use
-        from airflowdsl.train import tensorflow_keras
+        from airflowdsl.train import tensorflow_callback
 
-        return tensorflow_keras.ReportCheckpointCallback
+        return tensorflow_callback.ReportCheckpointCallback
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
