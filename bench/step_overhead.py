@@ -40,7 +40,7 @@ def plain_inc(x: int) -> int:
     return x + 1
 
 
-remote_inc = ray.remote(num_cpus=FALLBACK_NUM_CPUS)(plain_inc)
+remote_inc = ray.remote(num_cpus=FALLBACK_NUM_CPUS)(plain_inc)  # same as step tasks
 
 
 def pipelines(n: int) -> tuple[Any, Any]:

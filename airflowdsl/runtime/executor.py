@@ -78,9 +78,9 @@ def _run_on_ray(compiled: Any, plans: dict[str, StepPlan], st: ArtifactStore | N
             modules |= project_modules(p.spec.fn)
     raycluster.ship_by_value(modules)
     info = {"pipeline": compiled.name, "run_id": run_id}
-    limit, heavy = raycluster.max_in_flight()
+    limit, ready, heavy = raycluster.max_in_flight()
     return scheduler.run(plans, store=st.root if st else None, info=info, emit=emit,
-                         limit=limit, heavy_slots=heavy)
+                         limit=limit, run_slots=ready, heavy_slots=heavy)
 
 
 def _apply(step: StepRun, status: str, data: dict[str, Any], st: ArtifactStore) -> None:

@@ -45,8 +45,9 @@ def read_bytes(fs: pafs.FileSystem, path: str) -> bytes:
 def atomic_write(fs: pafs.FileSystem, path: str, data: bytes) -> None:
     """Write ``path`` so readers see all of it or nothing.
 
-    Local: temp file + fsync + rename. Object stores: a single PUT is already
-    atomic (the object appears only when the upload completes).
+    Local: temp file + rename (safe against a killed process; no fsync, so not
+    against power loss). Object stores: a single PUT is already atomic (the
+    object appears only when the upload completes).
     """
     if not is_local(fs):
         write_bytes(fs, path, data)
@@ -54,8 +55,6 @@ def atomic_write(fs: pafs.FileSystem, path: str, data: bytes) -> None:
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     with open(tmp, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

@@ -27,13 +27,14 @@ DEFAULT_NUM_CPUS: dict[str, float] = {}
 FALLBACK_NUM_CPUS = 0.0
 
 
-def max_in_flight() -> tuple[int, int]:
-    """(step tasks submitted at once: 4 per cluster CPU, at least 4;
-    train/tune steps at once: 1 per 8 cluster CPUs, at least 1)."""
+def max_in_flight() -> tuple[int, int, int]:
+    """Scheduler bounds: (steps submitted at once: 4 per cluster CPU, at least 4;
+    of them ready to start: 1 per CPU, at least 2 -- zero-CPU tasks would otherwise
+    spawn a worker process each; train/tune steps: 1 per 8 CPUs, at least 1)."""
     import ray
 
     cpus = ray.cluster_resources().get("CPU", 1)
-    return max(4, int(4 * cpus)), max(1, int(cpus // 8))
+    return max(4, int(4 * cpus)), max(2, int(cpus)), max(1, int(cpus // 8))
 
 
 def ensure_ray() -> None:

@@ -57,10 +57,14 @@ def _submit(name: str, plans: dict[str, StepPlan], refs: dict[str, list[Any]],
 
 
 def _next(todo: list[str], plans: dict[str, StepPlan], upstream: dict[str, list[str]],
-          refs: dict[str, list[Any]], heavy_ok: bool) -> str | None:
-    """The first step whose upstream is submitted (and, for train/tune, a slot is free)."""
+          refs: dict[str, list[Any]], heavy_ok: bool, ready_ok: bool, finished: set[str]
+          ) -> str | None:
+    """The first step whose upstream is submitted (and, for train/tune, a slot is free;
+    for a step that could start at once, a run slot is free)."""
     for i, name in enumerate(todo):
         if any(u not in refs for u in upstream[name]):
+            continue
+        if not ready_ok and all(u in finished for u in upstream[name]):
             continue
         if plans[name].spec.kind in HEAVY_KINDS and not heavy_ok:
             continue
@@ -69,9 +73,9 @@ def _next(todo: list[str], plans: dict[str, StepPlan], upstream: dict[str, list[
 
 
 def run(plans: dict[str, StepPlan], *, store: str | None, info: dict[str, Any], emit: Event,
-        limit: int, heavy_slots: int = 1) -> dict[str, list[Any]]:
-    """Submit (at most ``limit`` at a time, topological order; at most ``heavy_slots``
-    train/tune steps) and wait for every step that must run; ``emit(name, status,
+        limit: int, run_slots: int = 2, heavy_slots: int = 1) -> dict[str, list[Any]]:
+    """Submit (topological order; at most ``limit`` in flight, of which at most
+    ``run_slots`` with all inputs ready and ``heavy_slots`` train/tune steps) and wait for every step that must run; ``emit(name, status,
     data)`` on each change. Returns the refs."""
     import ray
 
@@ -84,7 +88,9 @@ def run(plans: dict[str, StepPlan], *, store: str | None, info: dict[str, Any], 
     while todo or pending:
         while len(pending) < limit and not failed:
             heavy = sum(plans[n].spec.kind in HEAVY_KINDS for n in pending.values())
-            name = _next(todo, plans, upstream, refs, heavy < heavy_slots)
+            ready = sum(all(u in finished for u in upstream[n]) for n in pending.values())
+            name = _next(todo, plans, upstream, refs, heavy < heavy_slots, ready < run_slots,
+                         finished)
             if name is None:
                 break
             pending[_submit(name, plans, refs, store, info)] = name
