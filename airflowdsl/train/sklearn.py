@@ -1,0 +1,172 @@
+"""scikit-learn on the shared runtime: ``SklearnTrainer``, ``SklearnCheckpoint``, ``SklearnPredictor``.
+
+Not data-parallel: the estimator is fitted once, in the calling process (local mode,
+``num_workers=0``), on the whole ``train`` dataset materialized to pandas; only the
+cross-validation folds (and, on a multi-node cluster, the estimator's own ``n_jobs``)
+may go out to Ray — see ``sklearn_parallel`` for when. scikit-learn is imported lazily.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from typing import Any
+
+import cloudpickle
+import pandas as pd
+
+from airflowdsl.air import session as air_session
+from airflowdsl.air.checkpoint import Checkpoint, _new_tempdir
+from airflowdsl.air.config import RunConfig, ScalingConfig
+from airflowdsl.train.predictor import Predictor
+from airflowdsl.train.trainer import DataParallelTrainer
+
+INSTALL_HINT = "scikit-learn is not installed: pip install 'airflowdsl[sklearn]'"
+MODEL_FILE = "model.pkl"
+#: a column with this name in ``train`` is passed as ``groups`` to the cv splitter (as in AIR)
+GROUPS_COLUMN = "cv_groups"
+
+
+def require_sklearn() -> None:
+    if importlib.util.find_spec("sklearn") is None:
+        raise ImportError(INSTALL_HINT)
+
+
+class SklearnCheckpoint(Checkpoint):
+    """A fitted estimator pickled (cloudpickle, so local classes load) in ``model.pkl``."""
+
+    @classmethod
+    def from_estimator(cls, estimator: Any) -> SklearnCheckpoint:
+        path = _new_tempdir()
+        with open(os.path.join(path, MODEL_FILE), "wb") as fh:
+            cloudpickle.dump(estimator, fh)
+        return cls(path)
+
+    def get_estimator(self) -> Any:
+        with open(os.path.join(self.path, MODEL_FILE), "rb") as fh:
+            return cloudpickle.load(fh)
+
+    def get_model(self) -> Any:
+        return self.get_estimator()
+
+
+class SklearnPredictor(Predictor):
+    """Scores pandas batches; keeps only the columns the estimator was fitted on when known."""
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Checkpoint, **kwargs: Any) -> SklearnPredictor:
+        return cls(SklearnCheckpoint.from_checkpoint(checkpoint).get_estimator())
+
+    def _predict_pandas(self, data: pd.DataFrame, method: str = "predict",
+                        **kwargs: Any) -> pd.DataFrame:
+        names = list(getattr(self.estimator, "feature_names_in_", []))
+        if names and set(names) <= set(data.columns):
+            data = data[names]  # drops the label and any kept columns
+        out = getattr(self.estimator, method)(data, **kwargs)
+        return pd.DataFrame({"predictions": list(out) if out.ndim > 1 else out})
+
+
+def split_xy(frame: pd.DataFrame, label_column: str) -> tuple[pd.DataFrame, pd.Series, Any]:
+    """Features, label and (when present) the ``cv_groups`` column of one frame."""
+    if label_column not in frame.columns:
+        raise KeyError(f"label_column {label_column!r} is not a column of the dataset "
+                       f"(columns: {list(frame.columns)})")
+    groups = frame[GROUPS_COLUMN].to_numpy() if GROUPS_COLUMN in frame.columns else None
+    features = frame.drop(columns=[c for c in (label_column, GROUPS_COLUMN) if c in frame.columns])
+    return features, frame[label_column], groups
+
+
+def to_pandas(shard: Any) -> pd.DataFrame:
+    """A whole ``DataIterator`` (or DataFrame) as one DataFrame, in row order."""
+    if isinstance(shard, pd.DataFrame):
+        return shard
+    parts = list(shard.iter_batches(batch_format="pandas", batch_size=None))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _named_scores(prefix: str, score: Any) -> dict[str, Any]:
+    """``<prefix>test_score``, or ``<prefix>test_<name>`` per metric of a multi-metric scorer."""
+    if isinstance(score, dict):
+        return {f"{prefix}test_{name}": float(value) for name, value in score.items()}
+    return {f"{prefix}test_score": float(score)}
+
+
+class SklearnTrainer(DataParallelTrainer):
+    """Fits a clone of ``estimator`` (with ``params``) on ``train``, scores it, cross-validates.
+
+    Reports once: ``fit_time``, ``<dataset>/test_score`` and ``<dataset>/score_time`` for
+    every dataset but ``train``, and with ``cv`` ``cv/test_score`` (per fold),
+    ``cv/test_score_mean``/``_std`` (likewise ``fit_time``/``score_time``) and
+    ``cv/parallel`` (``"ray"`` or ``"local"``), with a ``SklearnCheckpoint``.
+    """
+
+    split_datasets = ()  # one place sees every row
+
+    def __init__(
+        self,
+        *,
+        estimator: Any,
+        datasets: dict[str, Any],
+        label_column: str,
+        params: dict[str, Any] | None = None,
+        scoring: Any = None,
+        cv: Any = None,
+        parallelize_cv: bool | None = None,
+        scaling_config: ScalingConfig | None = None,
+        run_config: RunConfig | None = None,
+        **fit_params: Any,
+    ) -> None:
+        require_sklearn()
+        if "train" not in (datasets or {}):
+            raise KeyError("SklearnTrainer needs datasets['train']")
+        scaling = scaling_config or ScalingConfig(num_workers=0)
+        if scaling.num_workers > 1:
+            raise ValueError("SklearnTrainer is not distributed (one estimator, one process): use "
+                             "ScalingConfig(trainer_resources=...) instead of num_workers > 1")
+        self.estimator = estimator
+        self.label_column = label_column
+        self.params = dict(params or {})
+        self.scoring = scoring
+        self.cv = cv
+        self.parallelize_cv = parallelize_cv
+        self.fit_params = fit_params
+        for ds in datasets.values():  # cv folds must be reproducible: keep the row order
+            if hasattr(ds, "context"):
+                ds.context.execution_options.preserve_order = True
+        super().__init__(self._train_loop, run_config=run_config, datasets=datasets,
+                         scaling_config=ScalingConfig(num_workers=0,
+                                                      trainer_resources=scaling.trainer_resources))
+
+    def _train_loop(self) -> None:
+        from sklearn.base import clone
+        from sklearn.metrics import check_scoring
+
+        from airflowdsl.train import sklearn_parallel
+
+        frames = {name: to_pandas(air_session.get_dataset_shard(name)) for name in self.datasets}
+        x_train, y_train, groups = split_xy(frames.pop("train"), self.label_column)
+        estimator = clone(self.estimator).set_params(**self.params)
+        unfitted = clone(estimator)
+        with sklearn_parallel.joblib_backend(estimator):
+            start = time.perf_counter()
+            estimator.fit(x_train, y_train, **self.fit_params)
+            metrics: dict[str, Any] = {"fit_time": time.perf_counter() - start}
+            scorer = check_scoring(estimator, scoring=self.scoring)
+            for name, frame in frames.items():
+                x, y, _ = split_xy(frame, self.label_column)
+                start = time.perf_counter()
+                metrics.update(_named_scores(f"{name}/", scorer(estimator, x, y)))
+                metrics[f"{name}/score_time"] = time.perf_counter() - start
+        if self.cv is not None:
+            metrics.update(sklearn_parallel.cross_validate(
+                unfitted, x_train, y_train, groups=groups, cv=self.cv, scoring=self.scoring,
+                fit_params=self.fit_params, parallelize=self.parallelize_cv,
+                fit_time=metrics["fit_time"]))
+        air_session.report(metrics, checkpoint=SklearnCheckpoint.from_estimator(estimator))
+
+
+__all__ = ["SklearnCheckpoint", "SklearnPredictor", "SklearnTrainer", "require_sklearn"]
