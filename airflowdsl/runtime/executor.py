@@ -35,20 +35,22 @@ def execute(compiled: Any, *, store: str | os.PathLike[str] | None = None, force
     steps = {n: StepRun(n, p.spec.kind, cache_key=p.key.digest, reason=p.reason)
              for n, p in plans.items()}
 
-    def emit(name: str, status: str, data: dict[str, Any]) -> None:
+    def emit(name: str, status: str, data: dict[str, Any], *, record: bool = True) -> None:
         _apply(steps[name], status, data, st)
-        if status not in ("running",):
+        if record and status != "running":
             history.record_steps(run_id, [(steps[name], plans[name].key.components())])
         if on_event:
             on_event(run_id, name, steps[name])
 
-    for name, plan in plans.items():
+    for name, plan in plans.items():  # cache hits and skips: one history transaction
         if plan.action == "cached":
-            emit(name, "cached", {"manifest": plan.manifest})
+            emit(name, "cached", {"manifest": plan.manifest}, record=False)
         elif plan.action == "skip":
-            emit(name, "skipped", {})
+            emit(name, "skipped", {}, record=False)
         elif on_event:
             on_event(run_id, name, steps[name])
+    history.record_steps(run_id, [(steps[n], p.key.components()) for n, p in plans.items()
+                                  if p.action != "run"])
     refs: dict[str, list[Any]] = {}
     try:
         if any(p.action == "run" for p in plans.values()):
