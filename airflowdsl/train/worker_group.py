@@ -133,7 +133,7 @@ class WorkerGroup:
         if "memory" in resources:
             opts["memory"] = resources["memory"]
         actor_cls = ray.remote(_TrainWorker)
-        self.workers = [actor_cls.options(**opts).remote(env or {}) for _ in range(num_workers)]
+        self.workers: list[Any] = [actor_cls.options(**opts).remote(env or {}) for _ in range(num_workers)]
         self.infos: list[dict[str, Any]] = ray.get([w.node_info.remote() for w in self.workers])
         self._rank_workers_by_node()
 
