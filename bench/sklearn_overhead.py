@@ -102,23 +102,24 @@ def main() -> None:
     }
     times: dict[str, list[float]] = {name: [] for name in jobs}
     scores: dict[str, float] = {}
-    auto_ran = ""
+    auto_ran: list[str] = []
     for run in range(args.runs + 1):
         for name, job in jobs.items():
             t0 = time.perf_counter()
             scores[name] = job()
             if run:  # run 0 warms up (imports, Ray workers)
                 times[name].append(time.perf_counter() - t0)
-            if name == "trainer auto":
-                auto_ran = trainer.last_parallel  # type: ignore[attr-defined]
+            if run and name == "trainer auto":
+                auto_ran.append(trainer.last_parallel)  # type: ignore[attr-defined]
     base = statistics.median(times["sklearn"])
     print(f"ray.init: {ray_start:.2f} s; RandomForest({args.trees}) + {args.folds}-fold cv, "
           f"426 train rows; medians of {args.runs}")
-    print(f"{'contender':<20} {'wall s':>7} {'vs sklearn':>10} {'cv mean':>8}")
+    print(f"{'contender':<20} {'wall s':>7} {'vs sklearn':>10} {'cv mean':>8}  runs")
     for name, values in times.items():
         med = statistics.median(values)
-        print(f"{name:<20} {med:7.2f} {med / base:9.2f}x {scores[name]:8.4f}")
-    print(f"trainer auto ran its cv: {auto_ran}; load average at the end: "
+        runs = " ".join(f"{v:.2f}" for v in values)
+        print(f"{name:<20} {med:7.2f} {med / base:9.2f}x {scores[name]:8.4f}  {runs}")
+    print(f"trainer auto ran its cv: {', '.join(auto_ran)}; load average at the end: "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     ray.shutdown()
 

@@ -57,8 +57,11 @@ def make_tokenizer() -> Any:
 
 
 def trainer_init(train: Any, evaluation: Any, *, lr: float = 3e-3, epochs: int = 2,
-                 output_dir: str) -> Any:
-    """``trainer_init_per_worker``: this worker's shards in, a ``transformers.Trainer`` out."""
+                 output_dir: str, **training_args: Any) -> Any:
+    """``trainer_init_per_worker``: this worker's shards in, a ``transformers.Trainer`` out.
+
+    ``training_args`` override the ``TrainingArguments`` below.
+    """
     import transformers as tf
 
     tf.set_seed(0)  # the same initial weights on every rank
@@ -70,14 +73,16 @@ def trainer_init(train: Any, evaluation: Any, *, lr: float = 3e-3, epochs: int =
     model = tf.BertForSequenceClassification(tf.BertConfig(
         vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=64, num_labels=2))
-    args = tf.TrainingArguments(
-        output_dir=output_dir, num_train_epochs=epochs, per_device_train_batch_size=16,
-        learning_rate=lr, eval_strategy="epoch", save_strategy="epoch",
-        logging_strategy="epoch", report_to=[], use_cpu=True, seed=0, disable_tqdm=True,
-        ddp_find_unused_parameters=False,  # BERT uses every parameter: skip DDP's extra pass
+    args = tf.TrainingArguments(**{
+        "output_dir": output_dir, "num_train_epochs": epochs, "learning_rate": lr,
+        "per_device_train_batch_size": 16, "eval_strategy": "epoch", "save_strategy": "epoch",
+        "logging_strategy": "epoch", "report_to": [], "use_cpu": True, "seed": 0,
+        "disable_tqdm": True,
+        "ddp_find_unused_parameters": False,  # BERT uses every parameter: skip DDP's extra pass
         # transformers 5.x multiplies the loss of models that ignore num_items_in_batch
         # (BERT classification) by the world size under DDP; off = the usual mean loss
-        average_tokens_across_devices=False)
+        "average_tokens_across_devices": False,
+        **training_args})
     return tf.Trainer(model=model, args=args, train_dataset=train.map(encode),
                       eval_dataset=evaluation.map(encode),
                       data_collator=tf.DataCollatorWithPadding(tokenizer),

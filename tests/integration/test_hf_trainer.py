@@ -70,3 +70,28 @@ def test_hf_trainer_two_workers_learns_and_checkpoints(ray_session, tmp_path):
     scored = batch.predict(ray.data.from_pandas(test), feature_columns=["text"],
                            keep_columns=["label"]).to_pandas()
     assert len(scored) == 64 and (scored["predictions"] == scored["label"]).mean() > 0.8
+
+
+@pytest.mark.integration
+def test_hf_trainer_local_mode_saves_final_model(ray_session, tmp_path):
+    """num_workers=0 runs in this process; with save_strategy="no" the final model is kept."""
+    import ray
+
+    from airflowdsl.air import RunConfig, ScalingConfig
+    from airflowdsl.train.huggingface import HuggingFaceCheckpoint, HuggingFaceTrainer
+
+    result = HuggingFaceTrainer(
+        example.trainer_init,
+        datasets={"train": ray.data.from_pandas(example.make_texts(64, 0)),
+                  "evaluation": ray.data.from_pandas(example.make_texts(32, 1))},
+        trainer_init_config={"epochs": 1, "output_dir": str(tmp_path / "hf"),
+                             "save_strategy": "no"},
+        scaling_config=ScalingConfig(num_workers=0),
+        run_config=RunConfig(storage_path=str(tmp_path)),
+    ).fit()
+    # the last epoch's logs and HF's summary share the final report (nothing came between)
+    assert len(result.metrics_dataframe) == 1
+    assert {"eval_loss", "train_loss", "step"} <= set(result.metrics)
+    assert result.metrics["step"] == 4  # 64 rows / 16, nothing split
+    model = HuggingFaceCheckpoint.from_checkpoint(result.checkpoint).get_model()
+    assert type(model).__name__ == "BertForSequenceClassification"
