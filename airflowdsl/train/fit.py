@@ -147,7 +147,11 @@ def _run_local(trainer: DataParallelTrainer, state: _FitState) -> None:
 def _shard_datasets(trainer: DataParallelTrainer, n: int, cpus_held: float) -> list[dict[str, Any]]:
     per_rank: list[dict[str, Any]] = [{} for _ in range(n)]
     for name, ds in trainer.datasets.items():
-        if name in trainer.split_datasets:
+        if not trainer.streaming_ingest:  # materialized once here (see DataParallelTrainer)
+            parts = ds.split(n, equal=True) if name in trainer.split_datasets else [ds.materialize()] * n
+            for rank, part in enumerate(parts):
+                per_rank[rank][name] = part.iterator()
+        elif name in trainer.split_datasets:
             _exclude_training_cpus(ds, cpus_held)
             for rank, it in enumerate(ds.streaming_split(n, equal=True)):
                 per_rank[rank][name] = it
@@ -172,11 +176,14 @@ def _run_group(trainer: DataParallelTrainer, state: _FitState) -> None:
     n = scaling.num_workers
     resources = scaling.worker_resources(cluster_cpus=ray.cluster_resources().get("CPU", 1))
     backend = trainer.make_backend()
+    # Split first: Ray Data's SplitCoordinator actor then starts while the workers start,
+    # instead of after them, when the loops would sit waiting for their first batch.
+    shards = _shard_datasets(trainer, n, resources.get("CPU", 0) * n)
     group = WorkerGroup(num_workers=n, resources=resources,
-                        placement_strategy=scaling.placement_strategy, env=backend.worker_env)
+                        placement_strategy=scaling.placement_strategy, env=backend.worker_env,
+                        preimport=backend.worker_imports)
     try:
         backend.on_start(group, scaling)
-        shards = _shard_datasets(trainer, n, resources.get("CPU", 0) * n)
         ray.get([
             worker.start.remote(trainer.train_loop_per_worker, trainer.train_loop_config,
                                 _session_ctx(state, trainer, rank=rank, size=n,
@@ -186,6 +193,9 @@ def _run_group(trainer: DataParallelTrainer, state: _FitState) -> None:
         ])
         _collect(group, state)
         backend.on_shutdown(group)
+    except BaseException:
+        backend.on_abort(group)
+        raise
     finally:
         group.shutdown()
 

@@ -11,22 +11,25 @@ from __future__ import annotations
 import datetime
 import importlib.util
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
-from airflowdsl.air import session as air_session
 from airflowdsl.air.checkpoint import Checkpoint
 from airflowdsl.air.config import RunConfig, ScalingConfig
 from airflowdsl.train.backend import Backend
 from airflowdsl.train.torch_checkpoint import TorchCheckpoint, TorchPredictor
+from airflowdsl.train.torch_prepare import (
+    PreparedLoader,
+    get_device,
+    prepare_data_loader,
+    prepare_model,
+)
 from airflowdsl.train.trainer import DataParallelTrainer
 
 if TYPE_CHECKING:
-    import torch
-
     from airflowdsl.train.worker_group import WorkerGroup
 
 INSTALL_HINT = "PyTorch is not installed: pip install 'airflowdsl[torch]'"
@@ -53,6 +56,9 @@ class TorchConfig:
 
 class TorchBackend(Backend):
     """Sets up (and tears down) the process group on every worker, all in parallel."""
+
+    #: torch starts loading while the actor starts up (see Backend.worker_imports)
+    worker_imports: tuple[str, ...] = ("torch", "torch.distributed", "torch.nn.parallel")
 
     def __init__(self, config: TorchConfig | None = None) -> None:
         self.config = config or TorchConfig()
@@ -97,9 +103,11 @@ def _init_process_group(backend: str, init_method: str, addr: str, port: int, ra
     """On a worker: choose its device, then join the process group; returns the device."""
     device = "cpu"
     if visible is not None:  # before anything initialises CUDA in this process
+        if not gpu_ids:
+            raise RuntimeError(f"use_gpu=True, but Ray gave worker rank {rank} no GPU (check "
+                               f"ScalingConfig.resources_per_worker['GPU'])")
         os.environ["CUDA_VISIBLE_DEVICES"] = visible
-        order = sorted(visible.split(","), key=_gpu_key)
-        device = f"cuda:{order.index(gpu_ids[0])}" if gpu_ids else "cuda:0"
+        device = f"cuda:{visible.split(',').index(gpu_ids[0])}"
     import torch
     import torch.distributed as dist
 
@@ -147,115 +155,16 @@ class TorchTrainer(DataParallelTrainer):
                          dataset_config=dataset_config)
 
     def make_backend(self) -> Backend:
-        return TorchBackend(self.backend_config)
-
-
-# --- helpers used inside train_loop_per_worker ---------------------------------------------
-def get_device() -> torch.device:
-    """This worker's device: its GPU when ``use_gpu=True``, else the CPU."""
-    import torch
-
-    sess = air_session.get_session()
-    extras = sess.extras if sess is not None else {}
-    if "device" in extras:
-        return torch.device(extras["device"])
-    if extras.get("use_gpu") and torch.cuda.is_available():
-        local_rank = sess.local_rank if sess is not None else 0
-        return torch.device(f"cuda:{local_rank % torch.cuda.device_count()}")
-    return torch.device("cpu")
-
-
-def _distributed() -> bool:
-    import torch.distributed as dist
-
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def prepare_model(model: torch.nn.Module, *, move_to_device: bool = True,
-                  parallel_strategy: Literal["ddp", "fsdp"] | None = "ddp",
-                  parallel_strategy_kwargs: dict[str, Any] | None = None) -> torch.nn.Module:
-    """Move ``model`` to this worker's device and wrap it in DDP (a no-op for one worker)."""
-    device = get_device()
-    if move_to_device:
-        model = model.to(device)
-    if parallel_strategy is None or not _distributed():
-        return model
-    kwargs = dict(parallel_strategy_kwargs or {})
-    if parallel_strategy == "fsdp":
-        from torch.distributed.fsdp import FullyShardedDataParallel
-
-        return FullyShardedDataParallel(model, **kwargs)
-    if parallel_strategy != "ddp":
-        raise ValueError(f"parallel_strategy must be 'ddp', 'fsdp' or None, got {parallel_strategy!r}")
-    from torch.nn.parallel import DistributedDataParallel
-
-    if device.type == "cuda":
-        kwargs.setdefault("device_ids", [device])
-        kwargs.setdefault("output_device", device)
-    return DistributedDataParallel(model, **kwargs)
-
-
-def prepare_data_loader(loader: Any, *, add_dist_sampler: bool = True,
-                        move_to_device: bool = True) -> Any:
-    """Give each worker its own part of ``loader``'s dataset (a ``DistributedSampler``).
-
-    The returned loader calls ``sampler.set_epoch`` on every new pass (so shuffling
-    differs between epochs) and, on a GPU, moves each batch to the worker's device.
-    """
-    from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
-
-    if add_dist_sampler and _distributed() and not isinstance(loader.sampler, DistributedSampler):
-        if loader.batch_size is None:
-            raise ValueError("prepare_data_loader cannot shard a DataLoader built with a custom "
-                             "batch_sampler; pass add_dist_sampler=False and shard it yourself")
-        sampler: Any = DistributedSampler(loader.dataset,
-                                          shuffle=isinstance(loader.sampler, RandomSampler))
-        extra = ({"prefetch_factor": loader.prefetch_factor,
-                  "persistent_workers": loader.persistent_workers} if loader.num_workers else {})
-        loader = DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=sampler,
-                            num_workers=loader.num_workers, collate_fn=loader.collate_fn,
-                            pin_memory=loader.pin_memory, drop_last=loader.drop_last,
-                            timeout=loader.timeout, worker_init_fn=loader.worker_init_fn,
-                            generator=loader.generator, **extra)
-    device = get_device() if move_to_device else None
-    if isinstance(loader.sampler, DistributedSampler) or (device is not None and device.type != "cpu"):
-        return PreparedLoader(loader, device if device is not None and device.type != "cpu" else None)
-    return loader
-
-
-class PreparedLoader:
-    """A DataLoader that advances its sampler's epoch and moves batches to a device."""
-
-    def __init__(self, loader: Any, device: torch.device | None) -> None:
-        self.loader = loader
-        self.device = device
-        self._epoch = 0
-
-    def __iter__(self) -> Iterator[Any]:
-        if hasattr(self.loader.sampler, "set_epoch"):
-            self.loader.sampler.set_epoch(self._epoch)
-        self._epoch += 1
-        for batch in self.loader:
-            yield batch if self.device is None else _to_device(batch, self.device)
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.loader, name)
-
-
-def _to_device(batch: Any, device: torch.device) -> Any:
-    if hasattr(batch, "to"):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(v, device) for v in batch)
-    return batch
+        backend = TorchBackend(self.backend_config)
+        if self.scaling_config.num_workers > 1:
+            # DistributedDataParallel.__init__ imports torch._dynamo (~850 modules, seconds
+            # of CPU); loading it early overlaps that with start-up instead of the loop.
+            backend.worker_imports = (*backend.worker_imports, "torch._dynamo")
+        return backend
 
 
 __all__ = [
+    "PreparedLoader",
     "TorchBackend",
     "TorchCheckpoint",
     "TorchConfig",

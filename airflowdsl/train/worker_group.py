@@ -8,6 +8,7 @@ at once instead of leaving the others waiting.
 
 from __future__ import annotations
 
+import importlib
 import os
 import queue
 import socket
@@ -43,9 +44,12 @@ def _short_traceback(exc: BaseException) -> str:
 class _TrainWorker:
     """One training worker process (a Ray actor with a thread for the user's loop)."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], preimport: tuple[str, ...] = ()) -> None:
         os.environ.update(env)
         self._reports: queue.Queue[dict[str, Any]] = queue.Queue()
+        if preimport:
+            threading.Thread(target=_preimport, args=(preimport,), daemon=True,
+                             name="airflowdsl-preimport").start()
 
     def node_info(self) -> dict[str, Any]:
         return {
@@ -88,6 +92,15 @@ class _TrainWorker:
                 return out
 
 
+def _preimport(modules: tuple[str, ...]) -> None:
+    """Import ``modules`` (a background thread); a failure is left to the real import."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the loop's own import raises the real error
+            return
+
+
 def call_loop(loop: Callable[..., Any], config: dict[str, Any] | None) -> Any:
     """Call a ``train_loop_per_worker`` that takes zero or one (config) argument."""
     import inspect
@@ -109,6 +122,7 @@ class WorkerGroup:
         resources: dict[str, float],
         placement_strategy: str = "PACK",
         env: dict[str, str] | None = None,
+        preimport: Sequence[str] = (),
     ) -> None:
         self._own_pg: PlacementGroup | None = None
         enclosing = ray.util.get_current_placement_group()
@@ -132,8 +146,12 @@ class WorkerGroup:
             opts["resources"] = custom
         if "memory" in resources:
             opts["memory"] = resources["memory"]
+        if env:  # a dedicated process with env set at start (not a reused worker that may
+            # already have imported a framework, e.g. Keras 3 before TF_USE_LEGACY_KERAS)
+            opts["runtime_env"] = {"env_vars": dict(env)}
         actor_cls = ray.remote(_TrainWorker)
-        self.workers: list[Any] = [actor_cls.options(**opts).remote(env or {}) for _ in range(num_workers)]
+        self.workers: list[Any] = [actor_cls.options(**opts).remote(env or {}, tuple(preimport))
+                                   for _ in range(num_workers)]
         self.infos: list[dict[str, Any]] = ray.get([w.node_info.remote() for w in self.workers])
         self._rank_workers_by_node()
 
