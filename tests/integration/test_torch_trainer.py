@@ -39,9 +39,12 @@ EPOCHS = 4
 
 def _trainer(tmp: Path, name: str, config: dict[str, Any], *, rows: int = ROWS,
              workers: int = 2, max_failures: int = 0, num_to_keep: int | None = None,
-             **kwargs: Any) -> TorchTrainer:
+             lazy: bool = False, **kwargs: Any) -> TorchTrainer:
+    """``lazy``: a not-yet-executed Dataset (streamed to the workers by a SplitCoordinator);
+    else a materialized one (``from_pandas``: split into blocks in the driver)."""
     import ray.data
 
+    data = ray.data.from_pandas(regression_frame(rows))
     return TorchTrainer(
         regression_loop,
         train_loop_config=config,
@@ -49,7 +52,7 @@ def _trainer(tmp: Path, name: str, config: dict[str, Any], *, rows: int = ROWS,
         run_config=RunConfig(name=name, storage_path=str(tmp),
                              checkpoint_config=CheckpointConfig(num_to_keep=num_to_keep),
                              failure_config=FailureConfig(max_failures=max_failures)),
-        datasets={"train": ray.data.from_pandas(regression_frame(rows))},
+        datasets={"train": data.limit(rows) if lazy else data},
         **kwargs,
     )
 
@@ -60,7 +63,7 @@ def fitted(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> tuple
     ids = tmp / "ids"
     ids.mkdir()
     trainer = _trainer(tmp, "main", {"epochs": EPOCHS, "ids_dir": str(ids),
-                                     "torch_checkpoint": True}, num_to_keep=2)
+                                     "torch_checkpoint": True}, num_to_keep=2, lazy=True)
     return trainer.fit(), tmp
 
 
@@ -77,14 +80,18 @@ def test_loss_goes_down_and_one_row_per_report(fitted: tuple[Result, Path]) -> N
     assert result.metrics["epoch"] == EPOCHS - 1
 
 
-def test_each_worker_sees_a_disjoint_shard_and_together_all_rows(fitted: tuple[Result, Path]) -> None:
-    _, tmp = fitted
-    for epoch in range(EPOCHS):
-        seen = [set(json.loads((tmp / "ids" / f"rank{r}_epoch{epoch}.json").read_text()))
+def _assert_disjoint_and_complete(ids_dir: Path, epochs: range) -> None:
+    for epoch in epochs:
+        seen = [set(json.loads((ids_dir / f"rank{r}_epoch{epoch}.json").read_text()))
                 for r in range(2)]
         assert seen[0] and seen[1]
         assert not seen[0] & seen[1]
         assert seen[0] | seen[1] == set(range(ROWS))
+
+
+def test_each_worker_sees_a_disjoint_shard_and_together_all_rows(fitted: tuple[Result, Path]) -> None:
+    _, tmp = fitted  # a lazy dataset: streaming_split
+    _assert_disjoint_and_complete(tmp / "ids", range(EPOCHS))
 
 
 def test_checkpoints_round_trip_and_num_to_keep_prunes(fitted: tuple[Result, Path]) -> None:
@@ -107,7 +114,11 @@ def test_checkpoints_round_trip_and_num_to_keep_prunes(fitted: tuple[Result, Pat
 def test_rerun_with_the_same_name_resumes_from_previous_checkpoints(
         fitted: tuple[Result, Path]) -> None:
     _, tmp = fitted
-    result = _trainer(tmp, "main", {"epochs": EPOCHS + 1}, num_to_keep=2).fit()
+    ids = tmp / "ids_rerun"
+    ids.mkdir()
+    result = _trainer(tmp, "main", {"epochs": EPOCHS + 1, "ids_dir": str(ids)},
+                      num_to_keep=2).fit()
+    _assert_disjoint_and_complete(ids, range(EPOCHS, EPOCHS + 1))  # materialized: split here
     df = result.metrics_dataframe
     assert list(df["start_epoch"]) == [EPOCHS]
     assert list(df["training_iteration"]) == [EPOCHS + 1]
