@@ -7,10 +7,10 @@
 
 from __future__ import annotations
 
-# The modules first: Python sets the package attributes ``train``/``tune`` when the
-# submodules load, and the decorator bindings below must win (docs/ARCHITECTURE.md).
-import airflowdsl.train
-import airflowdsl.tune  # noqa: F401
+import sys
+import types
+from typing import Any
+
 from airflowdsl.dsl import (
     Checkpoint,
     CompiledPipeline,
@@ -32,6 +32,21 @@ from airflowdsl.dsl import train as train  # the decorator, not the module
 from airflowdsl.dsl import tune as tune
 
 __version__ = "0.1.0"
+
+
+class _Package(types.ModuleType):
+    """``af.train``/``af.tune`` are the step decorators. Importing the submodules
+    ``airflowdsl.train``/``airflowdsl.tune`` (lazily, when a trainer is first used) would
+    make Python rebind those names to the modules; this keeps the decorators, which
+    forward attribute access to the modules (docs/ARCHITECTURE.md)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("train", "tune") and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     "Checkpoint",

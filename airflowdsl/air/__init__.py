@@ -1,11 +1,32 @@
-"""The AIR shape: session API, Checkpoint, Result and configs."""
+"""The AIR shape: session API, Checkpoint, Result and configs.
+
+Names load on first access (PEP 562), so ``airflowdsl.air.checkpoint`` (which every
+pipeline needs) does not pull in pandas and pydantic's dataclasses with ``Result``
+and the configs.
+"""
 
 from __future__ import annotations
 
-from airflowdsl.air import session
-from airflowdsl.air.checkpoint import Checkpoint
-from airflowdsl.air.config import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-from airflowdsl.air.result import Result
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflowdsl.air import session
+    from airflowdsl.air.checkpoint import Checkpoint
+    from airflowdsl.air.config import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from airflowdsl.air.result import Result
+
+_WHERE = {"Checkpoint": "checkpoint", "CheckpointConfig": "config", "FailureConfig": "config",
+          "RunConfig": "config", "ScalingConfig": "config", "Result": "result"}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "session":
+        return importlib.import_module(f"{__name__}.session")
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Checkpoint",

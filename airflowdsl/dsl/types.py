@@ -17,6 +17,10 @@ from typing import Any, Literal, TypeVar, Union
 _NONE = type(None)
 # int -> float -> complex, the numeric promotions type checkers accept
 _PROMOTIONS: dict[type, tuple[type, ...]] = {float: (int,), complex: (int, float)}
+#: stand-ins for classes of heavy modules (``af.Dataset`` for ``ray.data.Dataset``), each
+#: with ``real(load=False)``; registered by ``dsl.artifacts``. ``_norm`` maps the real
+#: class to its stand-in so both spellings of an annotation mean the same.
+LAZY_ALIASES: list[Any] = []
 
 
 def _norm(t: Any) -> Any:
@@ -34,6 +38,9 @@ def _norm(t: Any) -> Any:
         if supertype is not None:
             t = supertype
             continue
+        for alias in LAZY_ALIASES:
+            if t is alias.real(load=False):
+                return alias
         return t
 
 

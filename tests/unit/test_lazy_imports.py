@@ -1,0 +1,74 @@
+"""``import airflowdsl`` and compiling a pipeline stay light: no Ray, no pandas.
+
+A fully cached rerun is mostly interpreter start plus imports, so what the DSL imports
+is part of its speed (bench/cached_rerun.py). Each check runs in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import airflowdsl as af
+
+HEAVY = ("ray", "pandas", "pyarrow", "airflowdsl.train", "airflowdsl.tune", "airflowdsl.air.result")
+
+
+def _fresh(code: str) -> str:
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.strip()
+
+
+def test_import_and_compile_load_no_ray_or_pandas() -> None:
+    out = _fresh(f"""
+        import sys
+        import airflowdsl as af
+
+        @af.ingest
+        def load() -> af.Dataset: ...
+
+        @af.train
+        def fit(ds: af.Dataset, c: float = 1.0) -> af.Checkpoint: ...
+
+        @af.pipeline
+        def p():
+            return fit(load())
+
+        p.compile()
+        print(sorted(m for m in {HEAVY!r} if m in sys.modules))
+    """)
+    assert out == "[]"
+
+
+def test_train_stays_the_decorator_when_trainer_modules_load_later() -> None:
+    out = _fresh("""
+        import airflowdsl as af
+        import airflowdsl.train.trainer as trainer
+        from airflowdsl.tune import Tuner
+        print(type(af.train).__name__, type(af.tune).__name__,
+              af.train.trainer is trainer, af.tune.Tuner is Tuner)
+    """)
+    assert out == "StepDecorator StepDecorator True True"
+
+
+def test_dataset_alias_means_ray_data_dataset() -> None:
+    ray_data = pytest.importorskip("ray.data")
+    from ray.data.dataset import MaterializedDataset
+
+    from airflowdsl.dsl.artifacts import artifact_type
+
+    assert issubclass(ray_data.Dataset, af.Dataset) and issubclass(MaterializedDataset, af.Dataset)
+    assert not issubclass(int, af.Dataset) and not isinstance(3, af.Dataset)
+    assert af.Dataset.map_batches is ray_data.Dataset.map_batches  # class attributes forward
+    # either spelling of the annotation means the same to the compiler
+    assert af.is_assignable(ray_data.Dataset, af.Dataset)
+    assert af.is_assignable(af.Dataset, ray_data.Dataset)
+    assert af.is_assignable(MaterializedDataset, af.Dataset)
+    assert not af.is_assignable(af.Dataset, MaterializedDataset)
+    assert not af.is_assignable(af.Dataset, af.Checkpoint)
+    assert artifact_type(ray_data.Dataset | None) is af.Dataset
