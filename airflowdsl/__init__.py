@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import types
 from typing import Any
@@ -44,6 +45,10 @@ class _Package(types.ModuleType):
         if name in ("train", "tune") and isinstance(value, types.ModuleType):
             return
         super().__setattr__(name, value)
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        # pickled by reference like any module (a step function's globals hold ``af``)
+        return importlib.import_module, (self.__name__,)
 
 
 sys.modules[__name__].__class__ = _Package

@@ -4,7 +4,11 @@ A 50-step chain and a 50-way fan-out of trivial steps, run in one process,
 modes alternating, medians reported. airflowdsl runs with caching and
 persistence off (``compiled.run(persist=False)``) and, separately, with
 persistence on (``force=True``: every step runs and writes its small JSON
-artifact). Plain Ray tasks get the same ``num_cpus`` as airflowdsl step tasks.
+artifact). Plain Ray tasks are bare ``@ray.remote`` tasks (1 CPU each, so Ray runs
+2 at once on 2 CPUs); airflowdsl step tasks hold no CPU and its scheduler starts at
+most max(2, CPUs) ready steps at once -- the same concurrency. (Bare zero-CPU
+tasks are no fair baseline: Ray starts a worker process per concurrent one, and
+the pool's churn made plain Ray's fan-out vary 15x between repetitions.)
 
     python bench/step_overhead.py [--reps 5] [--steps 50]
 """
@@ -23,7 +27,6 @@ from typing import Any
 import ray
 
 import airflowdsl as af
-from airflowdsl.runtime.raycluster import FALLBACK_NUM_CPUS
 
 
 @af.step
@@ -36,11 +39,16 @@ def inc(x: int) -> int:
     return x + 1
 
 
+def plain_start() -> int:
+    return 0
+
+
 def plain_inc(x: int) -> int:
     return x + 1
 
 
-remote_inc = ray.remote(num_cpus=FALLBACK_NUM_CPUS)(plain_inc)  # same as step tasks
+remote_start = ray.remote(plain_start)  # bare Ray tasks, the same DAG as the pipelines
+remote_inc = ray.remote(plain_inc)
 
 
 def pipelines(n: int) -> tuple[Any, Any]:
@@ -69,8 +77,8 @@ def modes(n: int, store: str) -> dict[str, dict[str, Callable[[], Any]]]:
             "airflowdsl+persist": lambda: chain.run(force=True, store=store).output,
         },
         "fanout": {
-            "function": lambda: [plain_inc(0) for _ in range(n - 1)],
-            "ray": lambda: ray.get([remote_inc.remote(0) for _ in range(n - 1)]),
+            "function": lambda: [plain_inc(s) for s in [plain_start()] for _ in range(n - 1)],
+            "ray": lambda: ray.get(_fanout_ray(n)),
             "airflowdsl": lambda: fanout.run(persist=False, store=store).output,
             "airflowdsl+persist": lambda: fanout.run(force=True, store=store).output,
         },
@@ -78,17 +86,22 @@ def modes(n: int, store: str) -> dict[str, dict[str, Callable[[], Any]]]:
 
 
 def _chain_fn(n: int) -> int:
-    x = 0
+    x = plain_start()
     for _ in range(n - 1):
         x = plain_inc(x)
     return x
 
 
 def _chain_ray(n: int) -> Any:
-    x: Any = 0
+    x: Any = remote_start.remote()
     for _ in range(n - 1):
         x = remote_inc.remote(x)
     return x
+
+
+def _fanout_ray(n: int) -> list[Any]:
+    s = remote_start.remote()
+    return [remote_inc.remote(s) for _ in range(n - 1)]
 
 
 def main() -> None:

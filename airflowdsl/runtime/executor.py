@@ -17,6 +17,11 @@ from airflowdsl.runtime.tasks import StepFailed
 
 Listener = Callable[[str, str, StepRun], None]
 
+#: Finished steps are written to the run history at most this often (and at the end of
+#: the run, and at once on a failure). A commit per step cost ~0.4 ms of driver time in
+#: a 50-step chain; artifacts never depend on it (they are committed by their task).
+HISTORY_FLUSH_S = 0.25
+
 
 def execute(compiled: Any, *, store: str | os.PathLike[str] | None = None, force: bool = False,
             from_step: str | None = None, only: Iterable[str] | str | None = None,
@@ -28,17 +33,29 @@ def execute(compiled: Any, *, store: str | os.PathLike[str] | None = None, force
     ``on_event(run_id, step, step_run)`` is called on every status change.
     """
     st = ArtifactStore.open(store)
-    history = History.for_root(st.root)
+    history = History.shared(st.root)
     run_id, started = new_run_id(), time.time()
     plans = make_plan(compiled, st, force=force, from_step=from_step, only=only, persist=persist)
     history.start_run(run_id, compiled.name, dict(compiled.params), st.root, started)
     steps = {n: StepRun(n, p.spec.kind, cache_key=p.key.digest, reason=p.reason)
              for n, p in plans.items()}
 
+    unrecorded: dict[str, None] = {}  # ordered set of finished steps not yet in history
+    last_flush = [time.monotonic()]
+
+    def flush() -> None:
+        if unrecorded:
+            history.record_steps(run_id, [(steps[n], plans[n].key.components())
+                                          for n in unrecorded])
+            unrecorded.clear()
+        last_flush[0] = time.monotonic()
+
     def emit(name: str, status: str, data: dict[str, Any], *, record: bool = True) -> None:
         _apply(steps[name], status, data, st)
         if record and status != "running":
-            history.record_steps(run_id, [(steps[name], plans[name].key.components())])
+            unrecorded[name] = None  # one transaction per HISTORY_FLUSH_S, not per step
+            if status == "failed" or time.monotonic() - last_flush[0] >= HISTORY_FLUSH_S:
+                flush()
         if on_event:
             on_event(run_id, name, steps[name])
 
@@ -56,14 +73,15 @@ def execute(compiled: Any, *, store: str | os.PathLike[str] | None = None, force
         if any(p.action == "run" for p in plans.values()):
             refs = _run_on_ray(compiled, plans, st if persist else None, run_id, emit)
     except BaseException as exc:
+        flush()
         history.finish_run(run_id, "failed", time.time(), f"interrupted: {exc!r}")
         raise
+    flush()
     failed = next((s for s in steps.values() if s.status == "failed"), None)
     status = "failed" if failed else "succeeded"
     error = f"step {failed.name!r} failed: {failed.error}" if failed else None
     ended = time.time()
     history.finish_run(run_id, status, ended, error, failed.traceback if failed else None)
-    history.close()
     loader = _loader(plans, refs, st)
     return Run(run_id, compiled.name, status, dict(compiled.params), steps, st.root, started,
                ended, error, failed.traceback if failed else None,

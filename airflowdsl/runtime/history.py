@@ -72,6 +72,9 @@ def git_commit(start: Path | None = None) -> str | None:
     return None
 
 
+_SHARED: dict[tuple[str, int], History] = {}
+
+
 class History:
     """Thin, process-safe access to one history database."""
 
@@ -87,10 +90,27 @@ class History:
         with self._tx() as c:
             for stmt in filter(str.strip, _SCHEMA.split(";")):
                 c.execute(stmt)
+        self._inode = os.stat(self.path).st_ino
 
     @classmethod
     def for_root(cls, root: str) -> History:
         return cls(history_path(root))
+
+    @classmethod
+    def shared(cls, root: str) -> History:
+        """This process's open connection to ``root``'s history (opening and closing one
+        per run cost ~6 ms, a tenth of a 50-step chain's overhead); reopened when the
+        file was deleted or replaced, or in a forked child. Do not close it."""
+        path = history_path(root)
+        key = (str(path), os.getpid())
+        h = _SHARED.get(key)
+        try:
+            if h is not None and os.stat(path).st_ino == h._inode:
+                return h
+        except OSError:
+            pass
+        h = _SHARED[key] = cls(path)
+        return h
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

@@ -15,6 +15,8 @@ from typing import Any
 
 _started = False
 _remote_fn: Any = None
+_task_options: dict[tuple[Any, ...], Any] = {}
+_cluster_cpus: tuple[float, float] | None = None  # (CPUs, when read)  # ``.options()`` builds a class each call
 
 #: Default ``num_cpus`` of a step task by kind. Steps mostly coordinate nested
 #: Ray work (Ray Data operators, training actor groups) that needs CPUs of its
@@ -31,9 +33,15 @@ def max_in_flight() -> tuple[int, int, int]:
     """Scheduler bounds: (steps submitted at once: 4 per cluster CPU, at least 4;
     of them ready to start: 1 per CPU, at least 2 -- zero-CPU tasks would otherwise
     spawn a worker process each; train/tune steps: 1 per 8 CPUs, at least 1)."""
+    import time
+
     import ray
 
-    cpus = ray.cluster_resources().get("CPU", 1)
+    global _cluster_cpus
+    now = time.monotonic()
+    if _cluster_cpus is None or now - _cluster_cpus[1] > 10:  # an autoscaler may add nodes
+        _cluster_cpus = (ray.cluster_resources().get("CPU", 1), now)
+    cpus = _cluster_cpus[0]
     return max(4, int(4 * cpus)), max(2, int(cpus)), max(1, int(cpus // 8))
 
 
@@ -83,11 +91,16 @@ def step_task(spec: Any, n_returns: int) -> Any:
         _remote_fn = ray.remote(run_step)
     num_cpus = spec.num_cpus if spec.num_cpus is not None else \
         DEFAULT_NUM_CPUS.get(spec.kind, FALLBACK_NUM_CPUS)
-    opts: dict[str, Any] = {"num_cpus": num_cpus, "num_returns": n_returns,
-                            "max_retries": spec.retries, "retry_exceptions": spec.retries > 0,
-                            "name": f"airflowdsl:{spec.name}"}
-    if spec.num_gpus:
-        opts["num_gpus"] = spec.num_gpus
-    if spec.memory:
-        opts["memory"] = spec.memory
-    return _remote_fn.options(**opts)
+    key = (num_cpus, spec.num_gpus, spec.memory, spec.retries, n_returns, spec.name)
+    task = _task_options.get(key)
+    if task is None:
+        opts: dict[str, Any] = {"num_cpus": num_cpus, "num_returns": n_returns,
+                                "max_retries": spec.retries,
+                                "retry_exceptions": spec.retries > 0,
+                                "name": f"airflowdsl:{spec.name}"}
+        if spec.num_gpus:
+            opts["num_gpus"] = spec.num_gpus
+        if spec.memory:
+            opts["memory"] = spec.memory
+        task = _task_options[key] = _remote_fn.options(**opts)
+    return task

@@ -1,8 +1,8 @@
 """Submit the steps that must run as Ray tasks and collect their results.
 
-Steps are submitted ahead of time in topological order (at most ``limit`` in
-flight): their inputs are the object refs of upstream tasks (Ray starts a
-step when they are ready) or stored artifacts (loaded inside the task). When
+Steps are submitted ahead of time in topological order (see ``_pick``): their
+inputs are the object refs of upstream tasks (Ray starts a step when they are
+ready) or stored artifacts (loaded inside the task). When
 a step fails, nothing more is submitted, the submitted steps still waiting on
 an unfinished upstream are cancelled before they start, and steps already
 running finish and are stored.
@@ -15,7 +15,7 @@ from typing import Any
 
 from airflowdsl.runtime.planner import StepPlan
 from airflowdsl.runtime.raycluster import step_task
-from airflowdsl.runtime.tasks import Payload, StepFailed, Stored
+from airflowdsl.runtime.tasks import Payload, StepFailed, Stored, dump_payload, pickle_fn
 
 Event = Callable[[str, str, dict[str, Any]], None]
 
@@ -47,54 +47,76 @@ def _args(plan: StepPlan, plans: dict[str, StepPlan], refs: dict[str, list[Any]]
 
 
 def _submit(name: str, plans: dict[str, StepPlan], refs: dict[str, list[Any]],
-            store: str | None, info: dict[str, Any]) -> Any:
+            store: str | None, info: dict[str, Any], fns: dict[int, bytes],
+            gate: str | None) -> Any:
     plan = plans[name]
     args, values = _args(plan, plans, refs)
-    payload = Payload(name, plan.spec.fn, plan.params, args, plan.spec.multi_output,
-                      plan.n_outputs, store, plan.key.digest, {**info, "step": name})
-    refs[name] = list(step_task(plan.spec, plan.n_outputs + 1).remote(payload, *values))
+    if gate is not None:  # an extra argument the task ignores: it starts after ``gate``
+        values.append(refs[gate][-1])
+    payload = Payload(name, pickle_fn(plan.spec.fn, fns), plan.params, args,
+                      plan.spec.multi_output, plan.n_outputs, store, plan.key.digest,
+                      {**info, "step": name})
+    refs[name] = list(step_task(plan.spec, plan.n_outputs + 1).remote(dump_payload(payload),
+                                                                    *values))
     return refs[name][-1]
 
 
-def _next(todo: list[str], plans: dict[str, StepPlan], upstream: dict[str, list[str]],
-          refs: dict[str, list[Any]], heavy_ok: bool, ready_ok: bool, finished: set[str]
-          ) -> str | None:
-    """The first step whose upstream is submitted (and, for train/tune, a slot is free;
-    for a step that could start at once, a run slot is free)."""
+def _pick(todo: list[str], plans: dict[str, StepPlan], deps: dict[str, list[str]],
+          refs: dict[str, list[Any]], inflight: list[str], finished: set[str],
+          run_slots: int, heavy_slots: int) -> tuple[str | None, str | None]:
+    """The next step to submit and the running step to queue it behind (or None).
+
+    At most ``run_slots`` submitted steps may be ready to start and at most ``run_slots``
+    wait on an unfinished step. Waiting steps start the moment what they wait on
+    finishes, in Ray, without a round trip through the driver: a chain runs as fast as
+    plain Ray tasks. A ready step finding every run slot taken waits behind the running
+    step with the fewest waiters (a lane), so a fan-out runs as ``run_slots`` chains:
+    zero-CPU step tasks each take a worker process, so more at once would spawn workers.
+    """
+    ready = [n for n in inflight if all(u in finished for u in deps[n])]
+    waiting = len(inflight) - len(ready)
+    heavy = sum(plans[n].spec.kind in HEAVY_KINDS for n in inflight)
     for i, name in enumerate(todo):
-        if any(u not in refs for u in upstream[name]):
+        if any(u not in refs for u in deps[name]):
             continue
-        if not ready_ok and all(u in finished for u in upstream[name]):
+        if plans[name].spec.kind in HEAVY_KINDS and heavy >= heavy_slots:
             continue
-        if plans[name].spec.kind in HEAVY_KINDS and not heavy_ok:
+        is_ready = all(u in finished for u in deps[name])
+        if is_ready and len(ready) < run_slots:
+            return todo.pop(i), None
+        if waiting >= run_slots:
             continue
-        return todo.pop(i)
-    return None
+        if not is_ready:
+            return todo.pop(i), None
+        gate = min(ready, key=lambda g: sum(g in deps[n] for n in inflight))
+        return todo.pop(i), gate
+    return None, None
 
 
 def run(plans: dict[str, StepPlan], *, store: str | None, info: dict[str, Any], emit: Event,
         limit: int, run_slots: int = 2, heavy_slots: int = 1) -> dict[str, list[Any]]:
-    """Submit (topological order; at most ``limit`` in flight, of which at most
-    ``run_slots`` with all inputs ready and ``heavy_slots`` train/tune steps) and wait for every step that must run; ``emit(name, status,
-    data)`` on each change. Returns the refs."""
+    """Submit the steps that must run (topological order; at most ``limit`` in flight,
+    see ``_pick`` for the slots; at most ``heavy_slots`` train/tune steps) and wait for
+    them; ``emit(name, status, data)`` on each change. Returns the refs."""
     import ray
 
     todo = [n for n, p in plans.items() if p.action == "run"]
     refs: dict[str, list[Any]] = {}
     pending: dict[Any, str] = {}
-    upstream = {n: [u for u, _ in plans[n].inputs.values() if u in todo] for n in todo}
+    deps = {n: [u for u, _ in plans[n].inputs.values() if u in todo] for n in todo}
     finished: set[str] = set()
+    fns: dict[int, bytes] = {}
     failed = False
     while todo or pending:
         while len(pending) < limit and not failed:
-            heavy = sum(plans[n].spec.kind in HEAVY_KINDS for n in pending.values())
-            ready = sum(all(u in finished for u in upstream[n]) for n in pending.values())
-            name = _next(todo, plans, upstream, refs, heavy < heavy_slots, ready < run_slots,
-                         finished)
+            name, gate = _pick(todo, plans, deps, refs, list(pending.values()), finished,
+                               run_slots, heavy_slots)
             if name is None:
                 break
-            pending[_submit(name, plans, refs, store, info)] = name
-            if all(u in finished for u in upstream[name]):
+            if gate is not None:
+                deps[name] = [*deps[name], gate]
+            pending[_submit(name, plans, refs, store, info, fns, gate)] = name
+            if all(u in finished for u in deps[name]):
                 emit(name, "running", {})
         if failed:
             for name in todo:
@@ -115,12 +137,12 @@ def run(plans: dict[str, StepPlan], *, store: str | None, info: dict[str, Any], 
                 continue
             finished.add(name)
             emit(name, "succeeded", summary)
-            for n, ups in upstream.items():
-                if n in pending.values() and name in ups and all(u in finished for u in ups):
+            for n in pending.values():
+                if name in deps[n] and all(u in finished for u in deps[n]):
                     emit(n, "running", {})
         if failed:
             for ref, n in list(pending.items()):
-                if any(u not in finished for u in upstream[n]):
+                if any(u not in finished for u in deps[n]):
                     ray.cancel(ref, force=False)
                     pending.pop(ref)
                     emit(n, "skipped", {})

@@ -11,6 +11,7 @@ gives; with persistence off it is materialized instead.
 from __future__ import annotations
 
 import os
+import pickle
 import time
 import traceback
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ class Stored:
 @dataclass(frozen=True)
 class Payload:
     name: str
-    fn: Any
+    fn: bytes  # the user's function, cloudpickled once per run (``pickle_fn``)
     params: dict[str, Any]
     args: tuple[tuple[str, str, Any], ...]  # (param, "ref" | "refs" | "stored", n / Stored)
     multi_output: bool
@@ -42,6 +43,21 @@ class Payload:
     store: str | None  # None: persistence off
     key: str
     info: dict[str, Any]
+
+
+_SIMPLE = (int, float, str, bool, type(None), bytes)
+
+
+def dump_payload(p: Payload) -> bytes:
+    """The task argument, pickled here: plain ``pickle`` when the params are scalars
+    (several times cheaper than Ray's cloudpickle of the dataclass, measured ~0.3 ms
+    per step of driver CPU), cloudpickle otherwise (user classes from modules shipped
+    by value)."""
+    if all(type(v) in _SIMPLE for v in p.params.values()):
+        return pickle.dumps(p, protocol=pickle.HIGHEST_PROTOCOL)
+    import ray.cloudpickle as cp
+
+    return cp.dumps(p)
 
 
 class StepFailed(Exception):
@@ -61,6 +77,31 @@ def user_traceback(exc: BaseException, *, keep_all: bool = False) -> str:
         not f.filename.startswith(_HERE) and f"{os.sep}ray{os.sep}" not in f.filename)]
     return "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames)) + \
         "".join(traceback.format_exception_only(type(exc), exc))
+
+
+def pickle_fn(fn: Any, cache: dict[int, bytes]) -> bytes:
+    """``fn`` pickled once per run (a 50-step chain of one function pickles it once)."""
+    blob = cache.get(id(fn))
+    if blob is None:
+        import ray.cloudpickle as cp
+
+        blob = cache[id(fn)] = cp.dumps(fn)
+    return blob
+
+
+_FNS: dict[bytes, Any] = {}
+
+
+def _unpickle_fn(blob: bytes) -> Any:
+    """Each worker unpickles a given function once (bounded cache)."""
+    fn = _FNS.get(blob)
+    if fn is None:
+        import ray.cloudpickle as cp
+
+        if len(_FNS) >= 256:
+            _FNS.clear()
+        fn = _FNS[blob] = cp.loads(blob)
+    return fn
 
 
 def _gather(p: Payload, values: tuple[Any, ...]) -> dict[str, Any]:
@@ -95,10 +136,11 @@ def metrics_of(outputs: tuple[Any, ...]) -> dict[str, float]:
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def run_step(p: Payload, *values: Any) -> tuple[Any, ...]:
+def run_step(blob: bytes, *values: Any) -> tuple[Any, ...]:
     started = time.time()
+    p: Payload = pickle.loads(blob)
     try:
-        result = p.fn(**_gather(p, values))
+        result = _unpickle_fn(p.fn)(**_gather(p, values))
     except Exception as exc:
         raise StepFailed(p.name, f"{type(exc).__name__}: {exc}", user_traceback(exc)) from None
     outputs = tuple(result) if p.multi_output else (result,)

@@ -72,3 +72,13 @@ def test_dataset_alias_means_ray_data_dataset() -> None:
     assert not af.is_assignable(af.Dataset, MaterializedDataset)
     assert not af.is_assignable(af.Dataset, af.Checkpoint)
     assert artifact_type(ray_data.Dataset | None) is af.Dataset
+
+
+def test_the_package_pickles_by_reference() -> None:
+    """A step function's globals hold ``af``; shipping it by value pickles the package."""
+    import pickle
+
+    import ray.cloudpickle as cp
+
+    assert pickle.loads(pickle.dumps(af)) is af
+    assert cp.loads(cp.dumps(af)) is af

@@ -1,0 +1,58 @@
+"""The scheduler's submission rule (``_pick``), without Ray: how far ahead steps are
+submitted, and how a fan-out is queued into lanes instead of spawning workers."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from airflowdsl.runtime.scheduler import _pick
+
+
+def _plans(kinds: dict[str, str]) -> dict[str, Any]:
+    return {n: SimpleNamespace(spec=SimpleNamespace(kind=k)) for n, k in kinds.items()}
+
+
+def _submit_all(deps: dict[str, list[str]], *, finished: set[str], slots: int = 2,
+                kinds: dict[str, str] | None = None) -> list[tuple[str, str | None]]:
+    """Submit until ``_pick`` says stop; nothing finishes meanwhile except ``finished``."""
+    plans = _plans({n: (kinds or {}).get(n, "step") for n in deps})
+    todo = [n for n in deps if n not in finished]
+    refs: dict[str, Any] = {n: [object()] for n in finished}
+    inflight: list[str] = []
+    picked = []
+    while True:
+        name, gate = _pick(todo, plans, deps, refs, inflight, finished, slots, 1)
+        if name is None:
+            return picked
+        if gate is not None:
+            deps[name] = [*deps[name], gate]
+        refs[name] = [object()]
+        inflight.append(name)
+        picked.append((name, gate))
+
+
+def test_a_chain_is_submitted_ahead_but_boundedly() -> None:
+    deps = {"a": [], "b": ["a"], "c": ["b"], "d": ["c"], "e": ["d"]}
+    # one ready, then waiting steps (which Ray starts without a driver round trip)
+    assert _submit_all(deps, finished=set()) == [("a", None), ("b", None), ("c", None)]
+
+
+def test_a_fan_out_runs_as_lanes_behind_the_running_steps() -> None:
+    deps = {"s": [], **{f"x{i}": ["s"] for i in range(6)}}
+    picked = _submit_all(deps, finished={"s"})
+    # two start at once (the run slots); two more queue, one behind each of them
+    assert picked == [("x0", None), ("x1", None), ("x2", "x0"), ("x3", "x1")]
+
+
+def test_dependents_of_one_running_step_are_bounded_too() -> None:
+    deps = {"s": [], **{f"x{i}": ["s"] for i in range(6)}}
+    # while s runs, only run_slots of its dependents are submitted to wait on it
+    assert _submit_all(deps, finished=set()) == [("s", None), ("x0", None), ("x1", None)]
+
+
+def test_train_steps_take_the_heavy_slot_one_at_a_time() -> None:
+    deps = {"t1": [], "t2": [], "p": []}
+    picked = _submit_all(deps, finished=set(), kinds={"t1": "train", "t2": "train"})
+    assert picked[0] == ("t1", None) and ("p", None) in picked
+    assert all(n != "t2" for n, _ in picked)
