@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -45,11 +46,25 @@ ALIASES = {
 
 
 def _require_rllib() -> None:
+    """Import RLlib, undoing what its import does to TensorFlow.
+
+    Where TensorFlow is installed but not yet imported, importing RLlib imports it and
+    calls ``tf.compat.v1.disable_v2_behavior()`` for the whole process (graph mode):
+    any TF/Keras code in the driver afterwards fails (``numpy() is only available when
+    eager execution is enabled``). Our RLTrainer runs RLlib's new API stack, which is
+    torch-only, so TF2 behaviour is restored at once.
+    """
+    if "ray.rllib" in sys.modules:
+        return
+    tf_before = "tensorflow" in sys.modules
     try:
         import gymnasium  # noqa: F401
         import ray.rllib  # noqa: F401
     except ImportError as exc:
         raise ImportError(f"{_INSTALL} ({exc})") from exc
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and not tf_before and not tf.executing_eagerly():
+        tf.compat.v1.enable_v2_behavior()
 
 
 class RLCheckpoint(Checkpoint):

@@ -89,7 +89,9 @@ def prepare_dataset_shard(
             if label_column is None:
                 yield x
             else:
-                yield x, np.asarray(batch[label_column], dtype=label_dtype)
+                # a copy: the batch may be a zero-copy view of a Ray object that is freed
+                # once the iterator moves on, while TensorFlow may still hold the buffer
+                yield x, np.array(batch[label_column], dtype=label_dtype, copy=True)
 
     x_spec = tf.TensorSpec((None, width), dtype)
     signature = x_spec if label_column is None else (x_spec, tf.TensorSpec((None,), label_dtype))

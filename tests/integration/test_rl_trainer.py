@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,10 @@ from airflowdsl.air import CheckpointConfig, Result, RunConfig, ScalingConfig
 
 pytestmark = pytest.mark.integration
 
-pytest.importorskip("ray.rllib")
+# Not imported here: importing RLlib at collection would switch TensorFlow to graph mode
+# for the whole test process (see airflowdsl.train.rl._require_rllib, which undoes it).
+if importlib.util.find_spec("ray.rllib") is None:
+    pytest.skip("RLlib is not installed", allow_module_level=True)
 gym = pytest.importorskip("gymnasium")
 
 SMALL_PPO = {

@@ -79,12 +79,6 @@ def test_every_row_is_trained_on_each_epoch(tf_keras_fit: tuple[Result, Path]) -
     assert list(tf_keras_fit[0].metrics_dataframe["rows"]) == [float(ROWS)] * EPOCHS
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open bug: passes alone, fails after other integration tests in the same pytest "
-    "process (likely RLlib importing TensorFlow/Keras 3 in the driver first, after which "
-    "loading the checkpoint gives untrained weights); see the session note",
-)
 def test_checkpoint_and_predictor_round_trip(tf_keras_fit: tuple[Result, Path]) -> None:
     result, tmp = tf_keras_fit
     import tf_keras
@@ -118,12 +112,6 @@ def test_keras3_custom_loop_trains_and_keras3_fit_fails_clearly(
     assert np.array_equal(w0, w1)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open bug: passes alone, fails after other integration tests in the same pytest "
-    "process (likely RLlib importing TensorFlow/Keras 3 in the driver first, after which "
-    "loading the checkpoint gives untrained weights); see the session note",
-)
 def test_keras3_model_detected_and_checkpointed(tmp_path: Path) -> None:
     import keras
     import tf_keras

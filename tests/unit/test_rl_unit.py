@@ -16,6 +16,22 @@ def test_import_needs_no_rllib() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_importing_rllib_leaves_tensorflow_eager() -> None:
+    """RLlib's import switches an installed-but-not-imported TensorFlow to graph mode for
+    the whole process; a Keras checkpoint saved in the driver afterwards failed."""
+    import importlib.util
+
+    import pytest
+
+    if importlib.util.find_spec("ray.rllib") is None or importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("needs RLlib and TensorFlow")
+    code = ("from airflowdsl.train.rl import _require_rllib; _require_rllib(); "
+            "import tensorflow as tf; assert tf.executing_eagerly(); "
+            "print(float(tf.Variable(2.0).numpy()))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip().endswith("2.0")
+
+
 def test_flatten_result_keeps_scalars_with_slash_keys() -> None:
     raw = {
         "env_runners": {"episode_return_mean": np.float32(21.5), "episode_len_mean": 21.5,
