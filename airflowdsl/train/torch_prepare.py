@@ -18,16 +18,8 @@ if TYPE_CHECKING:
 
 def get_device() -> torch.device:
     """This worker's device: its GPU when ``use_gpu=True``, else the CPU."""
-    import torch
-
-    sess = air_session.get_session()
-    extras = sess.extras if sess is not None else {}
-    if "device" in extras:
-        return torch.device(extras["device"])
-    if extras.get("use_gpu") and torch.cuda.is_available():
-        local_rank = sess.local_rank if sess is not None else 0
-        return torch.device(f"cuda:{local_rank % torch.cuda.device_count()}")
-    return torch.device("cpu")
+    device: torch.device = air_session._torch_device()
+    return device
 
 
 def _distributed() -> bool:
