@@ -183,9 +183,11 @@ def measure(name: str, frame: pd.DataFrame, config: dict[str, Any]) -> dict[str,
         total = time.time() - start
     assert metrics["epoch"] == config["epochs"] - 1, metrics
     loop_s = metrics["now"] - metrics["loop_start"]
+    ready = metrics.get("model_ready", metrics["loop_start"])
     return {"total_s": total, "startup_s": metrics["loop_start"] - start, "loop_s": loop_s,
-            "prepare_model_s": metrics.get("model_ready", metrics["loop_start"]) - metrics["loop_start"],
-            "rows_per_s": metrics["rows"] / loop_s, "loss": metrics["loss"]}
+            "prepare_model_s": ready - metrics["loop_start"],
+            "rows_per_s": metrics["rows"] / loop_s,
+            "train_rows_per_s": metrics["rows"] / (metrics["now"] - ready), "loss": metrics["loss"]}
 
 
 def bench(mode: str, runs: int) -> dict[str, dict[str, float]]:
@@ -208,15 +210,17 @@ def table(mode: str, medians: dict[str, dict[str, float]]) -> str:
     ours, ray_train = medians["airflowdsl"], medians["ray_train"]
     lines = [f"### {mode}", "",
              "| contender | total s | before loop s | loop s | of which prepare_model s "
-             "| rows/s (loop) | final loss |",
-             "|---|---|---|---|---|---|---|"]
+             "| rows/s (loop) | rows/s (after prepare_model) | final loss |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, m in medians.items():
         lines.append(f"| {name} | {m['total_s']:.2f} | {m['startup_s']:.2f} | {m['loop_s']:.2f} "
-                     f"| {m['prepare_model_s']:.2f} "
-                     f"| {m['rows_per_s']:.0f} | {m['loss']:.4f} |")
+                     f"| {m['prepare_model_s']:.2f} | {m['rows_per_s']:.0f} "
+                     f"| {m['train_rows_per_s']:.0f} | {m['loss']:.4f} |")
     lines += ["", f"- end-to-end, airflowdsl / Ray Train: **{ours['total_s'] / ray_train['total_s']:.2f}x**",
               f"- loop throughput, airflowdsl / Ray Train: "
-              f"**{ours['rows_per_s'] / ray_train['rows_per_s']:.2f}x**", ""]
+              f"**{ours['rows_per_s'] / ray_train['rows_per_s']:.2f}x** "
+              f"(after prepare_model: {ours['train_rows_per_s'] / ray_train['train_rows_per_s']:.2f}x)",
+              ""]
     return "\n".join(lines)
 
 
