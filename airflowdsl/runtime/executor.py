@@ -100,7 +100,8 @@ def _run_on_ray(compiled: Any, plans: dict[str, StepPlan], st: ArtifactStore | N
     info = {"pipeline": compiled.name, "run_id": run_id}
     limit, ready, heavy = raycluster.max_in_flight()
     return scheduler.run(plans, store=st.root if st else None, info=info, emit=emit,
-                         limit=limit, run_slots=ready, heavy_slots=heavy)
+                         limit=limit, run_slots=ready, heavy_slots=heavy,
+                         slots=raycluster.step_slots(ready))
 
 
 def _apply(step: StepRun, status: str, data: dict[str, Any], st: ArtifactStore) -> None:

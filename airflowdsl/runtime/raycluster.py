@@ -15,8 +15,12 @@ from typing import Any
 
 _started = False
 _remote_fn: Any = None
-_task_options: dict[tuple[Any, ...], Any] = {}
-_cluster_cpus: tuple[float, float] | None = None  # (CPUs, when read)  # ``.options()`` builds a class each call
+_task_options: dict[tuple[Any, ...], Any] = {}  # ``.options()`` builds a class each call
+_cluster_cpus: tuple[float, float] | None = None  # (CPUs, when read)
+_slots: tuple[Any, Any] | None = None  # (key, placement group)
+
+#: What one step slot holds: a token CPU share (see ``step_slots``).
+SLOT_CPU = 0.001
 
 #: Default ``num_cpus`` of a step task by kind. Steps mostly coordinate nested
 #: Ray work (Ray Data operators, training actor groups) that needs CPUs of its
@@ -43,6 +47,37 @@ def max_in_flight() -> tuple[int, int, int]:
         _cluster_cpus = (ray.cluster_resources().get("CPU", 1), now)
     cpus = _cluster_cpus[0]
     return max(4, int(4 * cpus)), max(2, int(cpus)), max(1, int(cpus // 8))
+
+
+def step_slots(n: int) -> Any:
+    """A placement group of ``n`` bundles of ``SLOT_CPU`` that default step tasks run in.
+
+    Default steps hold no real CPU (nested Ray Data / training work needs the CPUs), but
+    Ray starts a worker process for every zero-CPU task it can start at once: a 50-way
+    fan-out spawned dozens. A step task asking ``SLOT_CPU`` inside one of ``n`` bundles
+    of ``SLOT_CPU`` can only run ``n`` at a time, and Ray queues the rest and feeds them
+    to the same two leased workers itself, as it does for bare 1-CPU tasks (measured:
+    1.42 ms/step vs bare Ray's 1.46 for a fan-out; lanes through the driver: ~2.9).
+    The group (0.002 CPU in all) lives as long as this driver's Ray job; children of a
+    step are not captured into it. None when it cannot be placed (the scheduler then
+    bounds the steps itself)."""
+    import ray
+    from ray.util.placement_group import placement_group
+
+    global _slots
+    key = (ray.get_runtime_context().get_job_id(), n)
+    if _slots is not None and _slots[0] == key:
+        return _slots[1]
+    pg = placement_group([{"CPU": SLOT_CPU} for _ in range(n)], strategy="SPREAD",
+                         name=f"airflowdsl-step-slots-{os.getpid()}")
+    try:
+        ray.get(pg.ready(), timeout=30)
+    except Exception:  # noqa: BLE001 - e.g. a cluster without CPUs: no slots
+        ray.util.remove_placement_group(pg)
+        _slots = (key, None)
+        return None
+    _slots = (key, pg)
+    return pg
 
 
 def ensure_ray() -> None:
@@ -80,8 +115,9 @@ def ship_by_value(modules: Iterable[str]) -> None:
                 pass
 
 
-def step_task(spec: Any, n_returns: int) -> Any:
-    """The step's ``ray.remote`` task with its resources and retries."""
+def step_task(spec: Any, n_returns: int, slots: Any = None) -> Any:
+    """The step's ``ray.remote`` task with its resources and retries; a step that asks
+    for no resources runs in one of ``slots`` (``step_slots``) when given."""
     global _remote_fn
     import ray
 
@@ -91,7 +127,9 @@ def step_task(spec: Any, n_returns: int) -> Any:
         _remote_fn = ray.remote(run_step)
     num_cpus = spec.num_cpus if spec.num_cpus is not None else \
         DEFAULT_NUM_CPUS.get(spec.kind, FALLBACK_NUM_CPUS)
-    key = (num_cpus, spec.num_gpus, spec.memory, spec.retries, n_returns, spec.name)
+    slotted = slots is not None and not (num_cpus or spec.num_gpus or spec.memory)
+    key = (num_cpus, spec.num_gpus, spec.memory, spec.retries, n_returns, spec.name,
+           slots.id if slotted else None)
     task = _task_options.get(key)
     if task is None:
         opts: dict[str, Any] = {"num_cpus": num_cpus, "num_returns": n_returns,
@@ -102,5 +140,11 @@ def step_task(spec: Any, n_returns: int) -> Any:
             opts["num_gpus"] = spec.num_gpus
         if spec.memory:
             opts["memory"] = spec.memory
+        if slotted:
+            from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+            opts["num_cpus"] = SLOT_CPU
+            opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                slots, placement_group_capture_child_tasks=False)
         task = _task_options[key] = _remote_fn.options(**opts)
     return task

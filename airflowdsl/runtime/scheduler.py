@@ -48,7 +48,7 @@ def _args(plan: StepPlan, plans: dict[str, StepPlan], refs: dict[str, list[Any]]
 
 def _submit(name: str, plans: dict[str, StepPlan], refs: dict[str, list[Any]],
             store: str | None, info: dict[str, Any], fns: dict[int, bytes],
-            gate: str | None) -> Any:
+            gate: str | None, slots: Any) -> Any:
     plan = plans[name]
     args, values = _args(plan, plans, refs)
     if gate is not None:  # an extra argument the task ignores: it starts after ``gate``
@@ -56,14 +56,15 @@ def _submit(name: str, plans: dict[str, StepPlan], refs: dict[str, list[Any]],
     payload = Payload(name, pickle_fn(plan.spec.fn, fns), plan.params, args,
                       plan.spec.multi_output, plan.n_outputs, store, plan.key.digest,
                       {**info, "step": name})
-    refs[name] = list(step_task(plan.spec, plan.n_outputs + 1).remote(dump_payload(payload),
-                                                                    *values))
+    task = step_task(plan.spec, plan.n_outputs + 1, slots)
+    refs[name] = list(task.remote(dump_payload(payload), *values))
     return refs[name][-1]
 
 
 def _pick(todo: list[str], plans: dict[str, StepPlan], deps: dict[str, list[str]],
           refs: dict[str, list[Any]], inflight: list[str], finished: set[str],
-          run_slots: int, heavy_slots: int) -> tuple[str | None, str | None]:
+          run_slots: int, heavy_slots: int, ready_slots: int | None = None
+          ) -> tuple[str | None, str | None]:
     """The next step to submit and the running step to queue it behind (or None).
 
     At most ``run_slots`` submitted steps may be ready to start and at most ``run_slots``
@@ -72,6 +73,8 @@ def _pick(todo: list[str], plans: dict[str, StepPlan], deps: dict[str, list[str]
     plain Ray tasks. A ready step finding every run slot taken waits behind the running
     step with the fewest waiters (a lane), so a fan-out runs as ``run_slots`` chains:
     zero-CPU step tasks each take a worker process, so more at once would spawn workers.
+    ``ready_slots`` (default ``run_slots``) bounds the ready steps instead when Ray
+    bounds them itself (step slots, see ``run``).
     """
     ready = [n for n in inflight if all(u in finished for u in deps[n])]
     waiting = len(inflight) - len(ready)
@@ -82,7 +85,7 @@ def _pick(todo: list[str], plans: dict[str, StepPlan], deps: dict[str, list[str]
         if plans[name].spec.kind in HEAVY_KINDS and heavy >= heavy_slots:
             continue
         is_ready = all(u in finished for u in deps[name])
-        if is_ready and len(ready) < run_slots:
+        if is_ready and len(ready) < (ready_slots or run_slots):
             return todo.pop(i), None
         if waiting >= run_slots:
             continue
@@ -94,10 +97,12 @@ def _pick(todo: list[str], plans: dict[str, StepPlan], deps: dict[str, list[str]
 
 
 def run(plans: dict[str, StepPlan], *, store: str | None, info: dict[str, Any], emit: Event,
-        limit: int, run_slots: int = 2, heavy_slots: int = 1) -> dict[str, list[Any]]:
+        limit: int, run_slots: int = 2, heavy_slots: int = 1,
+        slots: Any = None) -> dict[str, list[Any]]:
     """Submit the steps that must run (topological order; at most ``limit`` in flight,
-    see ``_pick`` for the slots; at most ``heavy_slots`` train/tune steps) and wait for
-    them; ``emit(name, status, data)`` on each change. Returns the refs."""
+    at most ``heavy_slots`` train/tune steps) and wait for them; ``emit(name, status,
+    data)`` on each change. Returns the refs. With ``slots`` (``raycluster.step_slots``)
+    Ray bounds how many ready default steps run at once; without, ``_pick`` does (lanes)."""
     import ray
 
     todo = [n for n, p in plans.items() if p.action == "run"]
@@ -110,13 +115,20 @@ def run(plans: dict[str, StepPlan], *, store: str | None, info: dict[str, Any], 
     while todo or pending:
         while len(pending) < limit and not failed:
             name, gate = _pick(todo, plans, deps, refs, list(pending.values()), finished,
-                               run_slots, heavy_slots)
+                               run_slots, heavy_slots, limit if slots is not None else None)
             if name is None:
                 break
             if gate is not None:
                 deps[name] = [*deps[name], gate]
-            pending[_submit(name, plans, refs, store, info, fns, gate)] = name
-            if all(u in finished for u in deps[name]):
+            ready = all(u in finished for u in deps[name])
+            # Ready steps go to the step slots (Ray runs ``run_slots`` of them at once and
+            # queues the rest on the same workers: a fan-out at bare-Ray speed). Steps
+            # submitted ahead to wait on a running upstream stay plain zero-CPU tasks:
+            # there are at most ``run_slots`` of them, and a slotted task waiting on a
+            # dependency is slower to start (measured: a chain 1.7x bare Ray, 1.4x plain).
+            pending[_submit(name, plans, refs, store, info, fns, gate,
+                            slots if ready else None)] = name
+            if ready:
                 emit(name, "running", {})
         if failed:
             for name in todo:

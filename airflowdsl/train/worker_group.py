@@ -125,7 +125,7 @@ class WorkerGroup:
         preimport: Sequence[str] = (),
     ) -> None:
         self._own_pg: PlacementGroup | None = None
-        enclosing = ray.util.get_current_placement_group()
+        enclosing = _enclosing_placement_group()
         if enclosing is not None:  # inside a Tune trial: live in its placement group
             pg: PlacementGroup = enclosing
         else:
@@ -195,6 +195,17 @@ class WorkerGroup:
         if self._own_pg is not None:
             remove_placement_group(self._own_pg)
             self._own_pg = None
+
+
+def _enclosing_placement_group() -> PlacementGroup | None:
+    """The placement group this group must live in: the caller's, when it captures its
+    children (a Tune trial's does). A pipeline step runs in airflowdsl's step-slot group
+    without capturing: its training actors get a group of their own."""
+    ctx = ray.get_runtime_context()
+    if not ctx.should_capture_child_tasks_in_placement_group:
+        return None
+    pg: PlacementGroup | None = ray.util.get_current_placement_group()
+    return pg
 
 
 def _check_fits(resources: dict[str, float], num_workers: int) -> None:

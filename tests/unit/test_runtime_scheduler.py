@@ -56,3 +56,19 @@ def test_train_steps_take_the_heavy_slot_one_at_a_time() -> None:
     picked = _submit_all(deps, finished=set(), kinds={"t1": "train", "t2": "train"})
     assert picked[0] == ("t1", None) and ("p", None) in picked
     assert all(n != "t2" for n, _ in picked)
+
+
+def test_with_step_slots_ready_steps_are_left_to_ray() -> None:
+    """With step slots Ray bounds the ready steps: no lanes, only the in-flight limit
+    (here 5) and the bound on steps waiting on a running one."""
+    deps = {"s": [], **{f"x{i}": ["s"] for i in range(8)}}
+    plans = _plans({n: "step" for n in deps})
+    todo, refs, inflight, picked = [f"x{i}" for i in range(8)], {"s": [object()]}, [], []
+    while len(inflight) < 5:
+        name, gate = _pick(todo, plans, deps, refs, inflight, {"s"}, 2, 1, ready_slots=5)
+        if name is None:
+            break
+        refs[name] = [object()]
+        inflight.append(name)
+        picked.append((name, gate))
+    assert picked == [(f"x{i}", None) for i in range(5)]
