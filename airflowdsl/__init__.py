@@ -31,6 +31,7 @@ from airflowdsl.dsl import (
 )
 from airflowdsl.dsl import train as train  # the decorator, not the module
 from airflowdsl.dsl import tune as tune
+from airflowdsl.errors import AirflowDSLError
 
 __version__ = "0.1.0"
 
@@ -54,6 +55,7 @@ class _Package(types.ModuleType):
 sys.modules[__name__].__class__ = _Package
 
 __all__ = [
+    "AirflowDSLError",
     "Checkpoint",
     "CompileError",
     "CompileProblem",

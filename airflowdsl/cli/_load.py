@@ -24,13 +24,10 @@ import typer
 from airflowdsl.dsl.compile import CompiledPipeline
 from airflowdsl.dsl.errors import CompileError
 from airflowdsl.dsl.pipeline import Pipeline
+from airflowdsl.errors import LoadError
 
 EXIT_USAGE = 2
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class LoadError(Exception):
-    """A CLI argument that cannot be used; the message is shown as is."""
 
 
 def split_target(target: str) -> tuple[Path, str | None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from airflowdsl.dsl.types import type_name
+from airflowdsl.errors import HandleUsageError
 
 
 class OutputRef(NamedTuple):
@@ -12,10 +13,6 @@ class OutputRef(NamedTuple):
 
     node: str
     index: int | None  # type: ignore[assignment]  # shadows tuple.index, by contract
-
-
-class HandleUsageError(TypeError):
-    """A symbolic output was used like a real value inside a pipeline body."""
 
 
 class OutputHandle:

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflowdsl.errors import RunFailedError
+
 _UNSET: Any = object()
 
 
@@ -99,9 +101,15 @@ class Run:
         return [n for n, s in self.steps.items() if s.status != "skipped" and not s.cached]
 
     def raise_for_status(self) -> Run:
-        """Raise ``StepFailed``-style ``RuntimeError`` if the run failed; else return self."""
+        """Return self if the run succeeded.
+
+        Raises:
+            RunFailedError: (a ``RuntimeError``) the run failed; the message holds the
+                failing step's error and traceback.
+        """
         if self.status != "succeeded":
-            raise RuntimeError(f"run {self.id} failed: {self.error}\n{self.traceback or ''}")
+            raise RunFailedError(f"run {self.id} failed: {self.error}\n{self.traceback or ''}",
+                                 run_id=self.id)
         return self
 
     def __repr__(self) -> str:

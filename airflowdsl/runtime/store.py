@@ -26,6 +26,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from airflowdsl.errors import CorruptArtifact
 from airflowdsl.runtime import fsutil, serializers
 
 Manifest = dict[str, Any]
@@ -146,10 +147,6 @@ class ArtifactStore:
             self.fs.delete_dir(f"{self.base}/artifacts")
         except (FileNotFoundError, OSError):
             pass
-
-
-class CorruptArtifact(RuntimeError):
-    """A stored artifact failed verification."""
 
 
 def warn_corrupt(key: str, problem: str) -> None:

@@ -17,6 +17,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
+from airflowdsl.errors import StepFailed
 from airflowdsl.runtime import serializers
 from airflowdsl.runtime.store import ArtifactStore, Manifest
 
@@ -58,17 +59,6 @@ def dump_payload(p: Payload) -> bytes:
     import ray.cloudpickle as cp
 
     return cp.dumps(p)
-
-
-class StepFailed(Exception):
-    """A step's own code raised; carries the user's traceback as text."""
-
-    def __init__(self, step: str, error: str, user_traceback: str) -> None:
-        super().__init__(step, error, user_traceback)
-        self.step, self.error, self.user_traceback = step, error, user_traceback
-
-    def __str__(self) -> str:
-        return f"step {self.step!r} failed: {self.error}"
 
 
 def user_traceback(exc: BaseException, *, keep_all: bool = False) -> str:

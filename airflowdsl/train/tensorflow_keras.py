@@ -14,6 +14,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from airflowdsl.errors import Keras3ModelError
+
 KERAS3_HINT = (
     "Keras 3's model.fit does not work under tf.distribute.MultiWorkerMirroredStrategy "
     "(keras-team/keras#20585). Either build the model with tf.keras (tf-keras: "
@@ -23,10 +25,6 @@ KERAS3_HINT = (
     "airflowdsl.train.tensorflow.fit_custom_loop(strategy, model, optimizer, loss_fn, dataset) "
     "(or keras3_train_step for your own loop)."
 )
-
-
-class Keras3ModelError(TypeError):
-    """A Keras 3 model was used where only tf-keras works (``model.fit`` under the strategy)."""
 
 
 def is_keras3_model(model: Any) -> bool:

@@ -10,17 +10,10 @@ from typing import Any, TypeVar
 from airflowdsl.air.checkpoint import Checkpoint
 from airflowdsl.air.config import RunConfig, ScalingConfig
 from airflowdsl.air.result import Result
+from airflowdsl.errors import TrainingFailedError
 from airflowdsl.train.backend import Backend
 
 T = TypeVar("T", bound="BaseTrainer")
-
-
-class TrainingFailedError(RuntimeError):
-    """A fit failed for good; the message carries the failing rank and the user's traceback."""
-
-    def __init__(self, message: str, *, result: Result | None = None) -> None:
-        super().__init__(message)
-        self.result = result
 
 
 class BaseTrainer:

@@ -1,0 +1,125 @@
+"""Every public exception of airflowdsl, under one base: ``except af.errors.AirflowDSLError``.
+
+Each class also keeps the built-in base it had before (``CompileError`` is still a
+``ValueError``, ``TrainingFailedError`` a ``RuntimeError``, ...), and each stays importable
+from the module that raises it (``airflowdsl.dsl.errors``, ``airflowdsl.train.trainer``, ...).
+
+This module sits below every layer (docs/ARCHITECTURE.md): it imports nothing of airflowdsl,
+so that any layer may raise these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class AirflowDSLError(Exception):
+    """Base of every exception airflowdsl raises on purpose."""
+
+
+@dataclass(frozen=True)
+class CompileProblem:
+    """One problem found while compiling a pipeline.
+
+    ``kind`` is one of: ``type_mismatch``, ``invalid_value``, ``missing_input``,
+    ``unknown_keyword``, ``too_many_positional``, ``artifact_required``, ``cycle``,
+    ``invalid_pipeline_param``, ``bad_usage``, ``duplicate_name``, ``unsupported``.
+    """
+
+    kind: str
+    pipeline: str
+    message: str
+    step: str | None = None
+    parameter: str | None = None
+    expected: str | None = None
+    given: str | None = None
+
+    @property
+    def where(self) -> str:
+        parts = [f"pipeline {self.pipeline!r}"]
+        if self.step is not None:
+            parts.append(f"step {self.step!r}")
+        if self.parameter is not None:
+            parts.append(f"parameter {self.parameter!r}")
+        return ", ".join(parts)
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+class CompileError(AirflowDSLError, ValueError):
+    """A pipeline failed to compile; ``.errors`` lists every problem found (nothing ran)."""
+
+    def __init__(self, pipeline: str, errors: list[CompileProblem]) -> None:
+        self.pipeline = pipeline
+        self.errors = list(errors)
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        if len(self.errors) == 1:
+            return str(self.errors[0])
+        lines = [f"{len(self.errors)} compile errors in pipeline {self.pipeline!r}:"]
+        lines.extend(f"  - {e}" for e in self.errors)
+        return "\n".join(lines)
+
+
+class HandleUsageError(AirflowDSLError, TypeError):
+    """A symbolic output was used like a real value inside a pipeline body."""
+
+
+class StepFailed(AirflowDSLError):
+    """A step's own code raised; carries the user's traceback as text."""
+
+    def __init__(self, step: str, error: str, user_traceback: str) -> None:
+        super().__init__(step, error, user_traceback)
+        self.step, self.error, self.user_traceback = step, error, user_traceback
+
+    def __str__(self) -> str:
+        return f"step {self.step!r} failed: {self.error}"
+
+
+class RunFailedError(AirflowDSLError, RuntimeError):
+    """``Run.raise_for_status()`` on a run that did not succeed; ``.run_id`` names it."""
+
+    def __init__(self, message: str, *, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class CorruptArtifact(AirflowDSLError, RuntimeError):
+    """A stored artifact failed verification."""
+
+
+class TrainingFailedError(AirflowDSLError, RuntimeError):
+    """A fit failed for good; the message carries the failing rank and the user's traceback.
+
+    ``result`` is the fit's ``airflowdsl.air.Result`` so far, when there is one (typed
+    loosely here: this module imports nothing of airflowdsl).
+    """
+
+    def __init__(self, message: str, *, result: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class Keras3ModelError(AirflowDSLError, TypeError):
+    """A Keras 3 model was used where only tf-keras works (``model.fit`` under the strategy)."""
+
+
+class LoadError(AirflowDSLError):
+    """A CLI argument that cannot be used; the message is shown as is."""
+
+
+__all__ = [
+    "AirflowDSLError",
+    "CompileError",
+    "CompileProblem",
+    "CorruptArtifact",
+    "HandleUsageError",
+    "Keras3ModelError",
+    "LoadError",
+    "RunFailedError",
+    "StepFailed",
+    "TrainingFailedError",
+]
