@@ -1,11 +1,11 @@
 """Tuner over Ray Tune: our trainers and plain ``fn(config)`` functions as trials.
 
-Ray Tune is imported lazily (``import airflowdsl`` imports this module, and
-``import ray.tune`` costs seconds). A trainer trial runs
+Ray Tune is imported lazily, inside functions (``import ray.tune`` costs seconds);
+``import airflowdsl`` imports neither this module nor Ray. A trainer trial runs
 ``trainer.with_overrides(config).fit()`` inside Tune's trial actor; every rank-0 report
-of that fit is forwarded to ``ray.tune.report`` through ``airflowdsl.train.fit.REPORT_HOOKS``
-and the trainer's worker group lives in the trial's placement group (one bundle per
-worker, the controller in an empty head bundle). A plain function reports through
+of that fit is forwarded to ``ray.tune.report`` by a ``TuneReportCallback`` added to the
+trial's ``RunConfig.callbacks``, and the trainer's worker group lives in the trial's
+placement group (one bundle per worker, the controller in an empty head bundle). A plain function reports through
 ``airflowdsl.air.session.report`` as it would in a trainer. See docs/training.md.
 """
 
@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
+from airflowdsl.air.callbacks import ReportCallback
 from airflowdsl.air.checkpoint import Checkpoint
 from airflowdsl.air.config import CheckpointConfig, RunConfig
 from airflowdsl.air.result import Result
@@ -79,38 +80,44 @@ class TuneConfig:
 # --- the trials ----------------------------------------------------------------------
 
 
+class TuneReportCallback(ReportCallback):
+    """Forwards a fit's reports to ``ray.tune.report`` (inside a Tune trial)."""
+
+    stops_training = True  # Tune's stop rules and schedulers end the trial
+
+    def __init__(self) -> None:
+        self.forwarded = 0
+
+    def on_report(self, metrics: dict[str, Any], checkpoint: Checkpoint | None) -> None:
+        self.forwarded += 1
+        _report_to_tune(metrics, checkpoint)
+
+
 def _trainer_trial(config: dict[str, Any], trainer: BaseTrainer) -> None:
     """One Tune trial of a trainer: overrides applied, reports forwarded to Tune."""
     from ray import tune
-
-    from airflowdsl.train.fit import REPORT_HOOKS
 
     trial = trainer.with_overrides(config) if config else trainer
     workdir = tempfile.mkdtemp(prefix="airflowdsl-trial-")
     overrides: dict[str, Any] = {}
     params = inspect.signature(type(trial).__init__).parameters
     run_config = getattr(trial, "run_config", None)
+    reporter = TuneReportCallback()
     if "run_config" in params and isinstance(run_config, RunConfig):
         # checkpoints land in a scratch run dir; Tune persists the ones it keeps
-        overrides["run_config"] = dataclasses.replace(run_config, storage_path=workdir, name="run")
+        overrides["run_config"] = dataclasses.replace(
+            run_config, storage_path=workdir, name="run",
+            callbacks=[*(run_config.callbacks or []), reporter])
     restored = tune.get_checkpoint()
     if restored is not None and "resume_from_checkpoint" in params:
         overrides["resume_from_checkpoint"] = Checkpoint.from_ray(restored)
     if overrides:
         trial = trial.with_overrides(overrides)
-    forwarded = []
-
-    def forward(metrics: dict[str, Any], checkpoint: Checkpoint | None) -> None:
-        forwarded.append(True)
-        _report_to_tune(metrics, checkpoint)
-
-    REPORT_HOOKS.append(forward)
     try:
         result = trial.fit()
-        if not forwarded and (result.metrics or result.checkpoint):  # a fit without reports
+        if not reporter.forwarded and (result.metrics or result.checkpoint):  # no reports
             _report_to_tune(result.metrics, result.checkpoint)
     finally:
-        REPORT_HOOKS.remove(forward)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -135,12 +142,10 @@ def _function_trial(config: dict[str, Any], fn: Callable[..., Any]) -> Any:
         run_dir=workdir, checkpoint=Checkpoint.from_ray(restored) if restored else None,
         trial_name=tune.get_context().get_trial_name() or "", config=dict(config), sink=sink,
     )
-    previous = air_session.get_session()
-    air_session._install(sess)
     try:
-        return call_loop(fn, config)
+        with air_session.installed(sess):
+            return call_loop(fn, config)
     finally:
-        air_session._install(previous)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -358,6 +363,7 @@ def _tune_run_config(rc: RunConfig, *, default_name: str) -> Any:
 __all__ = [
     "ResultGrid",
     "TuneConfig",
+    "TuneReportCallback",
     "Tuner",
     "choice",
     "grid_search",

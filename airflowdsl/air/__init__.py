@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflowdsl.air import session
+    from airflowdsl.air.callbacks import ReportCallback
     from airflowdsl.air.checkpoint import Checkpoint
     from airflowdsl.air.config import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from airflowdsl.air.result import Result
 
 _WHERE = {"Checkpoint": "checkpoint", "CheckpointConfig": "config", "FailureConfig": "config",
-          "RunConfig": "config", "ScalingConfig": "config", "Result": "result"}
+          "RunConfig": "config", "ScalingConfig": "config", "Result": "result",
+          "ReportCallback": "callbacks"}
 
 
 def __getattr__(name: str) -> Any:
@@ -32,6 +34,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointConfig",
     "FailureConfig",
+    "ReportCallback",
     "Result",
     "RunConfig",
     "ScalingConfig",

@@ -6,10 +6,11 @@ the module-level functions below are the AIR ``session`` API on top of it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,9 +67,25 @@ class WorkerSession:
 _SESSION: WorkerSession | None = None
 
 
-def _install(session: WorkerSession | None) -> None:
+def install_session(session: WorkerSession | None) -> None:
+    """Make ``session`` the one the module-level functions talk to (None: no session).
+
+    Called by whoever runs a training loop: a worker actor, the local-mode fit, a Tune
+    function trial. Prefer :func:`installed`, which restores the previous one.
+    """
     global _SESSION
     _SESSION = session
+
+
+@contextlib.contextmanager
+def installed(session: WorkerSession | None) -> Iterator[WorkerSession | None]:
+    """``with installed(sess): loop()`` -- ``sess`` is the session inside, the previous after."""
+    previous = _SESSION
+    install_session(session)
+    try:
+        yield session
+    finally:
+        install_session(previous)
 
 
 def _current(name: str) -> WorkerSession:
@@ -96,11 +113,11 @@ def get_dataset_shard(name: str = "train") -> Any:
         raise KeyError(f"no dataset named {name!r} was passed to the trainer (datasets: {known})")
     shard = session.dataset_shards[name]
     if hasattr(shard, "iter_torch_batches") and not isinstance(shard, DatasetShard):
-        shard = session.dataset_shards[name] = DatasetShard(shard, device=_torch_device)
+        shard = session.dataset_shards[name] = DatasetShard(shard, device=torch_device)
     return shard
 
 
-def _torch_device() -> Any:
+def torch_device() -> Any:
     """The device ``iter_torch_batches(device="auto")`` means: the worker's training device."""
     import torch
 
@@ -164,6 +181,9 @@ __all__ = [
     "get_trial_name",
     "get_world_rank",
     "get_world_size",
+    "install_session",
+    "installed",
     "report",
     "scratch_dir",
+    "torch_device",
 ]

@@ -7,26 +7,37 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import ray
 
 from airflowdsl.air import session as air_session
 from airflowdsl.air.checkpoint import Checkpoint
-from airflowdsl.air.config import FailureConfig
+from airflowdsl.air.config import FailureConfig, RunConfig, ScalingConfig
 from airflowdsl.air.result import Result
+from airflowdsl.errors import TrainingFailedError
+from airflowdsl.train.backend import Backend
 from airflowdsl.train.checkpoints import CheckpointManager
-from airflowdsl.train.trainer import TrainingFailedError
 from airflowdsl.train.worker_group import WorkerGroup, call_loop
-
-if TYPE_CHECKING:
-    from airflowdsl.train.trainer import DataParallelTrainer
 
 log = logging.getLogger(__name__)
 
-#: set by a Tune trial: receives (metrics, checkpoint or None) for every rank-0 report
-REPORT_HOOKS: list[Callable[[dict[str, Any], Checkpoint | None], None]] = []
 POLL_S = 0.5
+
+
+class FitTrainer(Protocol):
+    """What the fit controller reads of a trainer (``trainer.DataParallelTrainer`` is one)."""
+
+    train_loop_per_worker: Callable[..., Any]
+    train_loop_config: dict[str, Any] | None
+    scaling_config: ScalingConfig
+    run_config: RunConfig
+    datasets: dict[str, Any]
+    resume_from_checkpoint: Checkpoint | None
+    split_datasets: tuple[str, ...]
+    streaming_ingest: bool
+
+    def make_backend(self) -> Backend: ...
 
 
 class _WorkerFailure(Exception):
@@ -39,7 +50,7 @@ class _WorkerFailure(Exception):
 class _FitState:
     """What survives a restart of the worker group: reports, checkpoints, iteration."""
 
-    def __init__(self, trainer: DataParallelTrainer) -> None:
+    def __init__(self, trainer: FitTrainer) -> None:
         rc = trainer.run_config
         name = rc.name or f"{type(trainer).__name__}_{time.strftime('%Y%m%d-%H%M%S')}_{uuid.uuid4().hex[:6]}"
         self.name = name
@@ -55,7 +66,7 @@ class _FitState:
         self.callbacks = list(rc.callbacks or [])
 
     def on_report(self, record: dict[str, Any]) -> None:
-        """A rank-0 report: history row, checkpoint bookkeeping, hooks."""
+        """A rank-0 report: history row, checkpoint bookkeeping, ``RunConfig.callbacks``."""
         metrics = dict(record["metrics"])
         self.iteration = record["training_iteration"]
         row = {**metrics, "training_iteration": self.iteration,
@@ -65,8 +76,6 @@ class _FitState:
         if record.get("checkpoint_path"):
             ckpt = Checkpoint(record["checkpoint_path"])
             self.manager.register(ckpt, row)
-        for hook in REPORT_HOOKS:
-            hook(row, ckpt)
         for cb in self.callbacks:
             if hasattr(cb, "on_report"):
                 cb.on_report(row, ckpt)
@@ -91,7 +100,19 @@ class _FitState:
         )
 
 
-def run_fit(trainer: DataParallelTrainer) -> Result:
+def run_fit(trainer: FitTrainer) -> Result:
+    """Run one fit: attempts and restarts, reports to ``run_config.callbacks``, the Result.
+
+    Args:
+        trainer: the trainer to fit (its loop, configs, datasets and backend).
+
+    Returns:
+        The ``Result``: last metrics, best checkpoint, history.
+
+    Raises:
+        TrainingFailedError: a worker failed more often than ``FailureConfig`` allows, or
+            the workers reported an unequal number of times.
+    """
     state = _FitState(trainer)
     failure_config = trainer.run_config.failure_config or FailureConfig()
     if trainer.scaling_config.num_workers == 0:
@@ -116,7 +137,7 @@ def run_fit(trainer: DataParallelTrainer) -> Result:
             state.rewind()
 
 
-def _session_ctx(state: _FitState, trainer: DataParallelTrainer, *, rank: int, size: int,
+def _session_ctx(state: _FitState, trainer: FitTrainer, *, rank: int, size: int,
                  info: dict[str, Any], shards: dict[str, Any], extras: dict[str, Any]
                  ) -> dict[str, Any]:
     return {
@@ -130,21 +151,17 @@ def _session_ctx(state: _FitState, trainer: DataParallelTrainer, *, rank: int, s
     }
 
 
-def _run_local(trainer: DataParallelTrainer, state: _FitState) -> None:
+def _run_local(trainer: FitTrainer, state: _FitState) -> None:
     """num_workers=0: the loop runs here, in this process (debugger-friendly)."""
     shards = {name: ds.iterator() for name, ds in trainer.datasets.items()}
     backend = trainer.make_backend()
     ctx = _session_ctx(state, trainer, rank=0, size=1, info={}, shards=shards,
                        extras=backend.session_extras(0, trainer.scaling_config))
-    previous = air_session.get_session()
-    air_session._install(air_session.WorkerSession(**ctx, sink=state.on_report))
-    try:
+    with air_session.installed(air_session.WorkerSession(**ctx, sink=state.on_report)):
         call_loop(trainer.train_loop_per_worker, trainer.train_loop_config)
-    finally:
-        air_session._install(previous)
 
 
-def _shard_datasets(trainer: DataParallelTrainer, n: int, cpus_held: float) -> list[dict[str, Any]]:
+def _shard_datasets(trainer: FitTrainer, n: int, cpus_held: float) -> list[dict[str, Any]]:
     per_rank: list[dict[str, Any]] = [{} for _ in range(n)]
     for name, ds in trainer.datasets.items():
         # Already materialized (from_pandas, a previous step's output): splitting its blocks
@@ -179,7 +196,7 @@ def _exclude_training_cpus(ds: Any, cpus: float) -> None:
         pass
 
 
-def _run_group(trainer: DataParallelTrainer, state: _FitState) -> None:
+def _run_group(trainer: FitTrainer, state: _FitState) -> None:
     scaling = trainer.scaling_config
     n = scaling.num_workers
     resources = scaling.worker_resources(cluster_cpus=ray.cluster_resources().get("CPU", 1))

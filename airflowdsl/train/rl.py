@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from airflowdsl.air import session
+from airflowdsl.air.callbacks import stopped_externally
 from airflowdsl.air.checkpoint import Checkpoint
 from airflowdsl.air.config import CheckpointConfig, RunConfig, ScalingConfig
 from airflowdsl.air.result import Result
@@ -228,9 +229,7 @@ class RLTrainer(BaseTrainer):
 
         import ray
 
-        from airflowdsl.train.fit import REPORT_HOOKS
-
-        if self.run_config.stop is None and not REPORT_HOOKS:
+        if self.run_config.stop is None and not stopped_externally(self.run_config.callbacks):
             raise ValueError("RLTrainer needs a stop rule: RunConfig(stop={'training_iteration'"
                              ": N}) or a metric threshold such as "
                              "{'episode_return_mean': 150}")

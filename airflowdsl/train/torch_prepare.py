@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def get_device() -> torch.device:
     """This worker's device: its GPU when ``use_gpu=True``, else the CPU."""
-    device: torch.device = air_session._torch_device()
+    device: torch.device = air_session.torch_device()
     return device
 
 

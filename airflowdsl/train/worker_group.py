@@ -71,7 +71,7 @@ class _TrainWorker:
         threading.Thread(target=self._run, args=(loop, config, sess), daemon=True).start()
 
     def _run(self, loop: Callable[..., Any], config: Any, sess: air_session.WorkerSession) -> None:
-        air_session._install(sess)
+        air_session.install_session(sess)
         try:
             call_loop(loop, config)
             self._reports.put({"done": True, "rank": sess.world_rank})

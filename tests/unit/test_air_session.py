@@ -29,7 +29,7 @@ def test_inside_a_session_reports_and_persists_rank0_checkpoints(tmp_path: Path)
     sess = session.WorkerSession(world_rank=0, world_size=2, local_rank=0, local_world_size=2,
                                  node_rank=0, run_dir=str(tmp_path), start_iteration=3,
                                  dataset_shards={"train": "shard"}, sink=records.append)
-    session._install(sess)
+    session.install_session(sess)
     try:
         assert session.get_world_size() == 2 and session.get_dataset_shard() == "shard"
         with pytest.raises(KeyError, match="no dataset named 'valid'"):
@@ -38,10 +38,23 @@ def test_inside_a_session_reports_and_persists_rank0_checkpoints(tmp_path: Path)
             session.report(1.0)  # type: ignore[arg-type]
         session.report({"loss": 0.5}, checkpoint=Checkpoint.from_dict({"w": 1}))
     finally:
-        session._install(None)
+        session.install_session(None)
     (record,) = records
     assert record["training_iteration"] == 4 and record["metrics"] == {"loss": 0.5}
     saved = Checkpoint(record["checkpoint_path"])
     assert saved.path == str(tmp_path / "checkpoint_000004")
     assert saved.to_dict() == {"w": 1}
     assert saved.get_metadata()["training_iteration"] == 4
+
+
+def test_installed_restores_the_previous_session(tmp_path: Path) -> None:
+    outer = session.WorkerSession(world_rank=0, world_size=1, local_rank=0, local_world_size=1,
+                                  node_rank=0, run_dir=str(tmp_path))
+    inner = session.WorkerSession(world_rank=1, world_size=2, local_rank=1, local_world_size=2,
+                                  node_rank=0, run_dir=str(tmp_path))
+    with session.installed(outer):
+        with pytest.raises(ZeroDivisionError), session.installed(inner):
+            assert session.get_world_rank() == 1
+            1 / 0  # noqa: B018
+        assert session.get_session() is outer
+    assert session.get_session() is None

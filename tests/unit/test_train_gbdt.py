@@ -41,9 +41,9 @@ def fake_session(tmp_path: Path) -> Iterator[tuple[session.WorkerSession, list[d
     records: list[dict[str, Any]] = []
     sess = session.WorkerSession(world_rank=0, world_size=1, local_rank=0, local_world_size=1,
                                  node_rank=0, run_dir=str(tmp_path), sink=records.append)
-    session._install(sess)
+    session.install_session(sess)
     yield sess, records
-    session._install(None)
+    session.install_session(None)
 
 
 def _config(frequency: int, at_end: bool = True, **kw: Any) -> dict[str, Any]:
