@@ -16,13 +16,16 @@ from typing import Any, TypeVar
 
 import cloudpickle
 
+from airflowdsl.fileio import atomic_write_bytes
+
 DICT_FILE = "_dict_checkpoint.pkl"
 METADATA_FILE = ".metadata.json"
 
 C = TypeVar("C", bound="Checkpoint")
 
 
-def _new_tempdir() -> str:
+def new_tempdir() -> str:
+    """A new empty local directory for a checkpoint (``airflowdsl-ckpt-*`` in the temp dir)."""
     return tempfile.mkdtemp(prefix="airflowdsl-ckpt-")
 
 
@@ -43,8 +46,8 @@ class Checkpoint:
     def from_dict(cls: type[C], data: dict[str, Any]) -> C:
         if not isinstance(data, dict):
             raise TypeError(f"Checkpoint.from_dict takes a dict, got {type(data).__name__}")
-        path = _new_tempdir()
-        _atomic_write(os.path.join(path, DICT_FILE), cloudpickle.dumps(data))
+        path = new_tempdir()
+        atomic_write_bytes(os.path.join(path, DICT_FILE), cloudpickle.dumps(data), make_parents=True)
         return cls(path)
 
     @classmethod
@@ -55,7 +58,7 @@ class Checkpoint:
     @classmethod
     def from_ray(cls: type[C], checkpoint: Any) -> C:
         """From a ``ray.train.Checkpoint`` (its files are copied to a local directory)."""
-        return cls(checkpoint.to_directory(_new_tempdir()))
+        return cls(checkpoint.to_directory(new_tempdir()))
 
     # --- access -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -77,7 +80,7 @@ class Checkpoint:
 
     def to_directory(self, path: str | os.PathLike[str] | None = None) -> str:
         """Copy the checkpoint's files into ``path`` (a new temp dir when None)."""
-        target = os.path.abspath(os.fspath(path)) if path is not None else _new_tempdir()
+        target = os.path.abspath(os.fspath(path)) if path is not None else new_tempdir()
         if target != self.path:
             shutil.copytree(self.path, target, dirs_exist_ok=True)
         return target
@@ -102,7 +105,8 @@ class Checkpoint:
         return meta
 
     def set_metadata(self, metadata: dict[str, Any]) -> None:
-        _atomic_write(os.path.join(self.path, METADATA_FILE), json.dumps(metadata).encode())
+        atomic_write_bytes(os.path.join(self.path, METADATA_FILE), json.dumps(metadata).encode(),
+                           make_parents=True)
 
     def update_metadata(self, metadata: dict[str, Any]) -> None:
         self.set_metadata({**self.get_metadata(), **metadata})
@@ -121,14 +125,6 @@ class Checkpoint:
         return f"{type(self).__name__}(path={self.path!r})"
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
-
-
 def persist_directory(src: str, dest: str) -> str:
     """Copy ``src`` to ``dest`` atomically (temp sibling + rename); returns ``dest``."""
     parent = os.path.dirname(os.path.abspath(dest))
@@ -141,4 +137,4 @@ def persist_directory(src: str, dest: str) -> str:
     return dest
 
 
-__all__ = ["Checkpoint", "persist_directory"]
+__all__ = ["Checkpoint", "new_tempdir", "persist_directory"]

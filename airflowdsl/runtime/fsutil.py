@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import uuid
 from functools import lru_cache
 
 import pyarrow.fs as pafs
+
+from airflowdsl.fileio import atomic_write_bytes
 
 _CHUNK = 1 << 20
 
@@ -52,10 +53,7 @@ def atomic_write(fs: pafs.FileSystem, path: str, data: bytes) -> None:
     if not is_local(fs):
         write_bytes(fs, path, data)
         return
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data)
 
 
 def file_digest(fs: pafs.FileSystem, path: str) -> str:
