@@ -125,7 +125,7 @@ class CompiledPipeline:
     def render(self, path: str | os.PathLike[str], *,
                status: dict[str, str] | None = None) -> Path:
         """Draw the DAG; the suffix picks the format (.svg .png .pdf .dot .mmd)."""
-        from airflowdsl.render import render
+        from airflowdsl.dsl.render import render
 
         return render(self, path, status=status)
 

@@ -2,20 +2,39 @@
 
 Nodes are shaped and coloured by step kind and labelled ``name`` + ``kind``; edges are
 labelled with the artifact type. ``status`` ({step: status}) recolours nodes by run
-status. Files are written atomically (temp file + rename).
+status. Files are written atomically (``airflowdsl.fileio``).
+
+Part of the DSL layer; it reads only ``name``, ``order`` and ``graph`` of what it draws
+(the ``Drawable`` protocol, which ``CompiledPipeline`` satisfies), so it does not import
+the compiler and the compiler imports it only when ``render()`` is called (graphviz stays
+out of ``import airflowdsl``).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import graphviz
 
+from airflowdsl.fileio import atomic_write_bytes
+
 if TYPE_CHECKING:
-    from airflowdsl.dsl.compile import CompiledPipeline
+    import networkx as nx
+
+
+class Drawable(Protocol):
+    """What the renderer reads: a name, a topological order and the step graph."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def order(self) -> list[str]: ...
+
+    @property
+    def graph(self) -> nx.DiGraph: ...
 
 # kind -> (graphviz shape, fill colour, mermaid open, mermaid close)
 KIND_STYLE: dict[str, tuple[str, str, str, str]] = {
@@ -39,7 +58,7 @@ def _style(kind: str) -> tuple[str, str, str, str]:
     return KIND_STYLE.get(kind, KIND_STYLE["step"])
 
 
-def to_dot(compiled: CompiledPipeline, *, status: dict[str, str] | None = None) -> str:
+def to_dot(compiled: Drawable, *, status: dict[str, str] | None = None) -> str:
     """The DAG as Graphviz DOT source."""
     dot = graphviz.Digraph(compiled.name, graph_attr={"rankdir": "TB", "label": compiled.name,
                                                        "labelloc": "t", "fontname": "Helvetica"},
@@ -64,7 +83,7 @@ def _mm_text(text: str) -> str:
     return text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
 
 
-def to_mermaid(compiled: CompiledPipeline, *, status: dict[str, str] | None = None) -> str:
+def to_mermaid(compiled: Drawable, *, status: dict[str, str] | None = None) -> str:
     """The DAG as a Mermaid flowchart."""
     ids: dict[str, str] = {}
     lines = ["---", f"title: {_mm_text(compiled.name)}", "---", "flowchart TD"]
@@ -95,22 +114,24 @@ def to_mermaid(compiled: CompiledPipeline, *, status: dict[str, str] | None = No
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def render(compiled: CompiledPipeline, path: str | os.PathLike[str], *,
+def render(compiled: Drawable, path: str | os.PathLike[str], *,
            status: dict[str, str] | None = None) -> Path:
-    """Write the drawing; the suffix picks the format. Returns the path written."""
+    """Write the drawing of ``compiled``; the suffix of ``path`` picks the format.
+
+    Args:
+        compiled: the pipeline to draw (a ``CompiledPipeline``, or anything ``Drawable``).
+        path: the file to write: ``.svg``, ``.png``, ``.pdf`` (Graphviz), ``.dot``/``.gv``
+            (DOT source) or ``.mmd`` (Mermaid); parent directories are created.
+        status: ``{step: status}`` recolours and labels nodes (``succeeded``, ``cached``,
+            ``failed``, ...).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: an unknown suffix.
+        graphviz.ExecutableNotFound: an image format without the Graphviz ``dot`` binary.
+    """
     out = Path(path)
     suffix = out.suffix.lower()
     if suffix == ".mmd":
@@ -123,8 +144,9 @@ def render(compiled: CompiledPipeline, path: str | os.PathLike[str], *,
     else:
         known = ", ".join([*GRAPHVIZ_FORMATS, *TEXT_FORMATS])
         raise ValueError(f"cannot render to {out.name!r}: unknown suffix (use {known})")
-    _atomic_write(out, data)
+    atomic_write_bytes(out, data, make_parents=True)
     return out
 
 
-__all__ = ["KIND_STYLE", "STATUS_COLOR", "render", "to_dot", "to_mermaid"]
+__all__ = ["GRAPHVIZ_FORMATS", "KIND_STYLE", "STATUS_COLOR", "TEXT_FORMATS", "Drawable", "render",
+           "to_dot", "to_mermaid"]
