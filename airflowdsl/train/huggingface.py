@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from airflowdsl.air.checkpoint import Checkpoint, _new_tempdir
+from airflowdsl.air.checkpoint import Checkpoint
 from airflowdsl.air.config import RunConfig, ScalingConfig
 from airflowdsl.train.backend import Backend
+from airflowdsl.train.huggingface_checkpoint import HuggingFaceCheckpoint
 from airflowdsl.train.predictor import Predictor
 from airflowdsl.train.torch import TorchBackend
 from airflowdsl.train.trainer import DataParallelTrainer
@@ -121,30 +122,6 @@ def _hf_train_loop(trainer_init_per_worker: Callable[..., Any], config: dict[str
     from airflowdsl.train.huggingface_worker import train_per_worker
 
     train_per_worker(trainer_init_per_worker, config)
-
-
-class HuggingFaceCheckpoint(Checkpoint):
-    """A ``save_pretrained`` directory (an HF ``checkpoint-N`` or a saved final model)."""
-
-    @classmethod
-    def from_model(cls, model: Any, tokenizer: Any = None) -> HuggingFaceCheckpoint:
-        path = _new_tempdir()
-        getattr(model, "module", model).save_pretrained(path)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(path)
-        return cls(path)
-
-    def get_model(self, model_cls: Any = None, **pretrained_kwargs: Any) -> Any:
-        """``model_cls.from_pretrained(path)``; ``AutoModelForSequenceClassification`` by default."""
-        if model_cls is None:
-            from transformers import AutoModelForSequenceClassification as model_cls
-        return model_cls.from_pretrained(self.path, **pretrained_kwargs)
-
-    def get_tokenizer(self, tokenizer_cls: Any = None, **pretrained_kwargs: Any) -> Any:
-        """The tokenizer saved beside the model (``AutoTokenizer`` by default)."""
-        if tokenizer_cls is None:
-            from transformers import AutoTokenizer as tokenizer_cls
-        return tokenizer_cls.from_pretrained(self.path, **pretrained_kwargs)
 
 
 class HuggingFacePredictor(Predictor):

@@ -120,7 +120,7 @@ class SessionReportCallback(transformers.TrainerCallback):
         self.pending = {**self.latest, **self.pending}
         ckpt = None
         if self.saved_step != state.global_step and state.is_world_process_zero and model is not None:
-            from airflowdsl.train.huggingface import HuggingFaceCheckpoint
+            from airflowdsl.train.huggingface_checkpoint import HuggingFaceCheckpoint
 
             tokenizer = processing_class if hasattr(processing_class, "save_pretrained") else None
             ckpt = HuggingFaceCheckpoint.from_model(model, tokenizer)

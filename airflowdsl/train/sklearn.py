@@ -17,7 +17,7 @@ import cloudpickle
 import pandas as pd
 
 from airflowdsl.air import session as air_session
-from airflowdsl.air.checkpoint import Checkpoint, _new_tempdir
+from airflowdsl.air.checkpoint import Checkpoint, new_tempdir
 from airflowdsl.air.config import RunConfig, ScalingConfig
 from airflowdsl.train.predictor import Predictor
 from airflowdsl.train.trainer import DataParallelTrainer
@@ -38,7 +38,7 @@ class SklearnCheckpoint(Checkpoint):
 
     @classmethod
     def from_estimator(cls, estimator: Any) -> SklearnCheckpoint:
-        path = _new_tempdir()
+        path = new_tempdir()
         with open(os.path.join(path, MODEL_FILE), "wb") as fh:
             cloudpickle.dump(estimator, fh)
         return cls(path)

@@ -9,11 +9,8 @@ the multi-worker strategy; Keras 3's does not, see docs/training.md), and ``TF_C
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,12 +21,12 @@ import pandas as pd
 from airflowdsl.air.checkpoint import Checkpoint
 from airflowdsl.train.backend import Backend
 from airflowdsl.train.predictor import Predictor
+from airflowdsl.train.tensorflow_checkpoint import TensorflowCheckpoint, require_package
 from airflowdsl.train.tensorflow_data import prepare_dataset_shard
 from airflowdsl.train.tensorflow_keras import (
     Keras3AwareLoop,
     Keras3ModelError,
     fit_custom_loop,
-    is_keras3_model,
     keras3_train_step,
     prepare_model,
 )
@@ -40,15 +37,7 @@ if TYPE_CHECKING:
     from airflowdsl.train.tensorflow_callback import ReportCheckpointCallback
     from airflowdsl.train.worker_group import WorkerGroup
 
-INSTALL_HINT = "pip install 'airflowdsl[tensorflow]' && pip install --no-deps tf-keras==2.21.0"
-MODEL_FILE = "model.keras"
 LEGACY_ENV = {"TF_USE_LEGACY_KERAS": "1"}
-
-
-def _require(module: str, what: str) -> None:
-    if importlib.util.find_spec(module) is None:
-        raise ImportError(f"{what} needs the {module!r} package, which is not installed: "
-                          f"{INSTALL_HINT}")
 
 
 @dataclass(frozen=True)
@@ -94,9 +83,9 @@ class TensorflowTrainer(DataParallelTrainer):
         dataset_config: dict[str, Any] | None = None,
     ) -> None:
         config = tensorflow_config or TensorflowConfig()
-        _require("tensorflow", "TensorflowTrainer")
+        require_package("tensorflow", "TensorflowTrainer")
         if config.legacy_keras:
-            _require("tf_keras", "TensorflowTrainer (tf.keras under TF_USE_LEGACY_KERAS=1)")
+            require_package("tf_keras", "TensorflowTrainer (tf.keras under TF_USE_LEGACY_KERAS=1)")
         super().__init__(
             Keras3AwareLoop(train_loop_per_worker) if callable(train_loop_per_worker)
             else train_loop_per_worker,
@@ -114,57 +103,6 @@ class TensorflowTrainer(DataParallelTrainer):
             for key, value in LEGACY_ENV.items():
                 os.environ.setdefault(key, value)
         return super().fit()
-
-
-class TensorflowCheckpoint(Checkpoint):
-    """A Keras model in a checkpoint directory (``model.keras``, a SavedModel or an .h5)."""
-
-    @classmethod
-    def from_model(cls, model: Any, *, metadata: dict[str, Any] | None = None) -> TensorflowCheckpoint:
-        """Save a tf-keras or Keras 3 model (the ``.keras`` format) into a new checkpoint."""
-        path = tempfile.mkdtemp(prefix="airflowdsl-tf-")
-        model.save(os.path.join(path, MODEL_FILE))
-        ckpt = cls(path)
-        ckpt.update_metadata({**(metadata or {}), "keras": _flavour(model), "model": MODEL_FILE})
-        return ckpt
-
-    @classmethod
-    def from_saved_model(cls, directory: str | os.PathLike[str]) -> TensorflowCheckpoint:
-        """A checkpoint holding a copy of a tf-keras SavedModel directory."""
-        path = tempfile.mkdtemp(prefix="airflowdsl-tf-")
-        shutil.copytree(directory, os.path.join(path, "saved_model"))
-        ckpt = cls(path)
-        ckpt.update_metadata({"keras": "tf_keras", "model": "saved_model"})
-        return ckpt
-
-    @classmethod
-    def from_h5(cls, file: str | os.PathLike[str]) -> TensorflowCheckpoint:
-        path = tempfile.mkdtemp(prefix="airflowdsl-tf-")
-        shutil.copy(file, os.path.join(path, "model.h5"))
-        ckpt = cls(path)
-        ckpt.update_metadata({"keras": "tf_keras", "model": "model.h5"})
-        return ckpt
-
-    def get_model(self, model: Any = None, *, custom_objects: dict[str, Any] | None = None,
-                  compile: bool = True) -> Any:
-        """The saved model; with ``model`` given, its weights are loaded into that model."""
-        meta = self.get_metadata()
-        target = os.path.join(self.path, meta.get("model", MODEL_FILE))
-        if not os.path.exists(target):
-            raise FileNotFoundError(f"{self!r} holds no Keras model ({target} is missing)")
-        if model is not None:
-            model.load_weights(target)
-            return model
-        if meta.get("keras") == "keras3":
-            import keras
-        else:
-            _require("tf_keras", "TensorflowCheckpoint.get_model")
-            import tf_keras as keras
-        return keras.models.load_model(target, custom_objects=custom_objects, compile=compile)
-
-
-def _flavour(model: Any) -> str:
-    return "keras3" if is_keras3_model(model) else "tf_keras"
 
 
 class TensorflowPredictor(Predictor):

@@ -20,7 +20,7 @@ def _make_callback() -> type:
     import tf_keras
 
     from airflowdsl.air import session
-    from airflowdsl.train.tensorflow import TensorflowCheckpoint
+    from airflowdsl.train.tensorflow_checkpoint import TensorflowCheckpoint
 
     class ReportCheckpointCallback(tf_keras.callbacks.Callback):
         """Calls ``session.report`` from ``model.fit`` (AIR's keras ReportCheckpointCallback).

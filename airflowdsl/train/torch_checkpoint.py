@@ -12,7 +12,7 @@ import cloudpickle
 import numpy as np
 import pandas as pd
 
-from airflowdsl.air.checkpoint import Checkpoint, _new_tempdir
+from airflowdsl.air.checkpoint import Checkpoint, new_tempdir
 from airflowdsl.train.predictor import Predictor
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ class TorchCheckpoint(Checkpoint):
     def _save(cls, obj: Any) -> TorchCheckpoint:
         import torch
 
-        path = _new_tempdir()
+        path = new_tempdir()
         torch.save(obj, os.path.join(path, MODEL_FILE), pickle_module=cloudpickle)
         return cls(path)
 

@@ -1,0 +1,81 @@
+"""``TensorflowCheckpoint``: a Keras model in a checkpoint directory.
+
+In its own module (like ``torch_checkpoint.py``) so that the worker-side callback
+(``tensorflow_callback.py``) and the trainer module both import it, and neither imports
+the other. TensorFlow is imported lazily.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from airflowdsl.air.checkpoint import Checkpoint
+from airflowdsl.train.tensorflow_keras import is_keras3_model
+
+INSTALL_HINT = "pip install 'airflowdsl[tensorflow]' && pip install --no-deps tf-keras==2.21.0"
+MODEL_FILE = "model.keras"
+
+
+def require_package(module: str, what: str) -> None:
+    """Raise ``ImportError`` naming the install command when ``module`` is not installed."""
+    if importlib.util.find_spec(module) is None:
+        raise ImportError(f"{what} needs the {module!r} package, which is not installed: "
+                          f"{INSTALL_HINT}")
+
+
+class TensorflowCheckpoint(Checkpoint):
+    """A Keras model in a checkpoint directory (``model.keras``, a SavedModel or an .h5)."""
+
+    @classmethod
+    def from_model(cls, model: Any, *, metadata: dict[str, Any] | None = None) -> TensorflowCheckpoint:
+        """Save a tf-keras or Keras 3 model (the ``.keras`` format) into a new checkpoint."""
+        path = tempfile.mkdtemp(prefix="airflowdsl-tf-")
+        model.save(os.path.join(path, MODEL_FILE))
+        ckpt = cls(path)
+        ckpt.update_metadata({**(metadata or {}), "keras": _flavour(model), "model": MODEL_FILE})
+        return ckpt
+
+    @classmethod
+    def from_saved_model(cls, directory: str | os.PathLike[str]) -> TensorflowCheckpoint:
+        """A checkpoint holding a copy of a tf-keras SavedModel directory."""
+        path = tempfile.mkdtemp(prefix="airflowdsl-tf-")
+        shutil.copytree(directory, os.path.join(path, "saved_model"))
+        ckpt = cls(path)
+        ckpt.update_metadata({"keras": "tf_keras", "model": "saved_model"})
+        return ckpt
+
+    @classmethod
+    def from_h5(cls, file: str | os.PathLike[str]) -> TensorflowCheckpoint:
+        path = tempfile.mkdtemp(prefix="airflowdsl-tf-")
+        shutil.copy(file, os.path.join(path, "model.h5"))
+        ckpt = cls(path)
+        ckpt.update_metadata({"keras": "tf_keras", "model": "model.h5"})
+        return ckpt
+
+    def get_model(self, model: Any = None, *, custom_objects: dict[str, Any] | None = None,
+                  compile: bool = True) -> Any:
+        """The saved model; with ``model`` given, its weights are loaded into that model."""
+        meta = self.get_metadata()
+        target = os.path.join(self.path, meta.get("model", MODEL_FILE))
+        if not os.path.exists(target):
+            raise FileNotFoundError(f"{self!r} holds no Keras model ({target} is missing)")
+        if model is not None:
+            model.load_weights(target)
+            return model
+        if meta.get("keras") == "keras3":
+            import keras
+        else:
+            require_package("tf_keras", "TensorflowCheckpoint.get_model")
+            import tf_keras as keras
+        return keras.models.load_model(target, custom_objects=custom_objects, compile=compile)
+
+
+def _flavour(model: Any) -> str:
+    return "keras3" if is_keras3_model(model) else "tf_keras"
+
+
+__all__ = ["INSTALL_HINT", "MODEL_FILE", "TensorflowCheckpoint", "require_package"]
