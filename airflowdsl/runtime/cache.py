@@ -1,11 +1,18 @@
 """Cache keys as small composable value objects (in the spirit of Prefect's cache policies).
 
 A :class:`CacheKey` is a tuple of named :class:`KeyPart`s (``code``,
-``params``, ``inputs``, ``version``, ``watch``); each part keeps the digests
-of its sub-components, so ``explain`` can say *which* function, parameter,
-upstream or watched file changed. Policies compose with ``+``::
+``params``, ``inputs``, ``version``, ``watch``, and ``libraries`` when a step
+opts in with ``cache_key=("libraries",)``); each part keeps the digests of its
+sub-components, so ``explain`` can say *which* function, parameter, upstream
+or watched file changed. Policies compose with ``+``::
 
-    DEFAULT_POLICY = CODE + PARAMS + INPUTS + VERSION + WATCH
+    DEFAULT_POLICY = CODE + PARAMS + INPUTS + VERSION + WATCH + LIBRARIES
+
+``inputs`` holds the *content hashes* of the upstream outputs (early cutoff): an
+upstream that re-runs and writes identical bytes leaves its consumers' keys
+unchanged. Where an upstream still has to run, its entry is ``pending:<step>#<i>``
+and the consuming task resolves it (:meth:`CacheKey.resolve`) before it looks the
+key up (``runtime.cutoff``).
 
 ``cache_ttl`` is not part of the key: it is a maximum age, checked against
 the stored artifact's creation time when the cache is consulted.
@@ -14,12 +21,13 @@ the stored artifact's creation time when the cache is consulted.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from airflowdsl.runtime.canonical import canonical, digest
-from airflowdsl.runtime.fingerprint import code_fingerprint
+from airflowdsl.runtime.fingerprint import Fingerprint, fingerprint
 from airflowdsl.runtime.watch import watch_fingerprint
 
 
@@ -46,6 +54,25 @@ class CacheKey:
         """JSON-able form, stored in the run history for ``explain``."""
         return {p.name: {"detail": dict(p.detail), "notes": dict(p.notes)} for p in self.parts}
 
+    def part(self, name: str) -> KeyPart | None:
+        return next((p for p in self.parts if p.name == name), None)
+
+    @property
+    def pending(self) -> dict[str, str]:
+        """``param -> upstream output`` whose content is not known yet (``step#i``)."""
+        inputs = self.part("inputs")
+        return {k: v[8:] for k, v in (inputs.detail if inputs else {}).items()
+                if v.startswith(PENDING)}
+
+    def resolve(self, contents: Mapping[str, str]) -> CacheKey:
+        """This key with pending inputs replaced by their content hashes."""
+        parts = tuple(KeyPart(p.name, {**p.detail, **contents}, p.notes) if p.name == "inputs"
+                      else p for p in self.parts)
+        return CacheKey(parts)
+
+
+PENDING = "pending:"
+
 
 @dataclass
 class KeyContext:
@@ -53,11 +80,18 @@ class KeyContext:
 
     spec: Any
     params: Mapping[str, Any]
-    inputs: Mapping[str, tuple[str, str]]  # param -> (upstream step, upstream output key)
-    fingerprints: dict[int, dict[str, str]] = field(default_factory=dict)
+    inputs: Mapping[str, tuple[str, str]]  # param -> (upstream step, content hash | pending)
+    fingerprints: dict[int, Fingerprint] = field(default_factory=dict)
 
     def ignored(self, name: str) -> bool:
         return name in (getattr(self.spec, "cache_ignore", None) or ())
+
+    @property
+    def fingerprint(self) -> Fingerprint:
+        fn = self.spec.fn
+        if id(fn) not in self.fingerprints:
+            self.fingerprints[id(fn)] = fingerprint(fn)
+        return self.fingerprints[id(fn)]
 
 
 class Policy:
@@ -95,10 +129,11 @@ class _Simple(Policy):
 
 
 def _code(ctx: KeyContext) -> KeyPart:
-    fn = ctx.spec.fn
-    if id(fn) not in ctx.fingerprints:
-        ctx.fingerprints[id(fn)] = code_fingerprint(fn)
-    return KeyPart("code", ctx.fingerprints[id(fn)])
+    fp = ctx.fingerprint
+    detail = dict(fp.digests)
+    for label in fp.stale:  # never reused: the code that runs is not the code hashed
+        detail[f"stale:{label}"] = uuid.uuid4().hex
+    return KeyPart("code", detail, {f"lib:{k}": v for k, v in fp.libraries.items()})
 
 
 def _short(value: Any) -> str:
@@ -123,14 +158,20 @@ def _version(ctx: KeyContext) -> KeyPart | None:
     return KeyPart("version", {"version": str(v)}) if v is not None else None
 
 
+def _libraries(ctx: KeyContext) -> KeyPart | None:
+    if "libraries" not in (getattr(ctx.spec, "cache_key", None) or ()):
+        return None
+    return KeyPart("libraries", dict(ctx.fingerprint.libraries))
+
+
 def _watch(ctx: KeyContext) -> KeyPart | None:
     patterns = tuple(getattr(ctx.spec, "watch", None) or ())
     return KeyPart("watch", watch_fingerprint(patterns)) if patterns else None
 
 
 CODE, PARAMS, INPUTS = _Simple(_code), _Simple(_params), _Simple(_inputs)
-VERSION, WATCH = _Simple(_version), _Simple(_watch)
-DEFAULT_POLICY = CODE + PARAMS + INPUTS + VERSION + WATCH
+VERSION, WATCH, LIBRARIES = _Simple(_version), _Simple(_watch), _Simple(_libraries)
+DEFAULT_POLICY = CODE + PARAMS + INPUTS + VERSION + WATCH + LIBRARIES
 
 
 def expired(manifest: Mapping[str, Any], ttl: float | None, now: float | None = None) -> bool:

@@ -4,7 +4,9 @@
 should share a cache entry. Register more types with
 ``@canonical.register(MyType)``. Unknown objects fall back to their
 cloudpickle bytes (stable for plain data objects; not for objects holding
-process state).
+process state); :func:`try_canonical` refuses that fallback and returns None.
+Functions and ``functools.partial`` are registered by ``runtime.fingerprint``
+(their bytes are their code fingerprint).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import enum
 import hashlib
 import json
 import pathlib
+import threading
 from decimal import Decimal
 from functools import singledispatch
 from typing import Any
@@ -23,6 +26,34 @@ from typing import Any
 def digest(data: bytes, size: int = 32) -> str:
     """Hex digest (sha256, truncated to ``size`` characters)."""
     return hashlib.sha256(data).hexdigest()[:size]
+
+
+class NotCanonical(TypeError):
+    """``value`` has no canonical form other than its pickle (raised in strict mode)."""
+
+
+_STATE = threading.local()
+
+
+def try_canonical(value: Any) -> bytes | None:
+    """``canonical(value)``, or None when it would need the pickle fallback (objects
+    holding process state: loggers, sessions, locks) or is self-referencing."""
+    outer = getattr(_STATE, "strict", False)
+    _STATE.strict = True
+    try:
+        return canonical(value)
+    except (NotCanonical, RecursionError):
+        return None
+    finally:
+        _STATE.strict = outer
+
+
+def _pickled(value: Any) -> bytes:
+    if getattr(_STATE, "strict", False):
+        raise NotCanonical(type(value).__qualname__)
+    import cloudpickle
+
+    return _tagged("pickle", cloudpickle.dumps(value))
 
 
 def _tagged(tag: str, *parts: bytes) -> bytes:
@@ -40,18 +71,12 @@ def canonical(value: Any) -> bytes:
         return _tagged("pyd:" + _typename(type(value)), canonical(value.model_dump()))
     if isinstance(value, type):
         return _tagged("type", _typename(value).encode())
-    if callable(value) and hasattr(value, "__code__"):
-        from airflowdsl.runtime.fingerprint import code_fingerprint
-
-        return _tagged("fn", canonical(code_fingerprint(value)))
     mod = type(value).__module__
     if mod.startswith("numpy"):
         return _numpy(value)
     if mod.startswith("pandas"):
         return _pandas(value)
-    import cloudpickle
-
-    return _tagged("pickle", cloudpickle.dumps(value))
+    return _pickled(value)
 
 
 def _typename(t: type) -> str:
@@ -116,9 +141,7 @@ def _numpy(value: Any) -> bytes:
         return _tagged("ndarray", str(arr.dtype).encode(), repr(arr.shape).encode(), arr.tobytes())
     if isinstance(value, np.generic):
         return _tagged("np:" + str(value.dtype), value.tobytes())
-    import cloudpickle
-
-    return _tagged("pickle", cloudpickle.dumps(value))
+    return _pickled(value)
 
 
 def _pandas(value: Any) -> bytes:
@@ -128,6 +151,4 @@ def _pandas(value: Any) -> bytes:
         hashed = pd.util.hash_pandas_object(value, index=True).values.tobytes()
         cols = repr(list(value.columns) if isinstance(value, pd.DataFrame) else value.name)
         return _tagged("pandas", cols.encode(), repr(list(value.dtypes.astype(str)) if isinstance(value, pd.DataFrame) else str(value.dtype)).encode(), hashed)
-    import cloudpickle
-
-    return _tagged("pickle", cloudpickle.dumps(value))
+    return _pickled(value)

@@ -1,64 +1,65 @@
-"""Code fingerprints and canonical value hashing.
+"""Code fingerprints: everything a step's code can observe, as digests.
 
-A step's code fingerprint is the normalized syntax tree (comments, docstrings
-and decorators stripped) of its function plus, transitively, every function
-and class from the user's own modules that it references. Library code
-(stdlib, site-packages, airflowdsl itself) is not fingerprinted: upgrading a
-library does not invalidate the cache (pin a ``version=`` for that).
+Starting from the step function, collected transitively:
 
-Parameter values are hashed through :func:`canonical`, a
-``functools.singledispatch`` function (Hamilton style): register a type to
-teach the cache how to hash it.
+- every project-local **function**: its normalized syntax tree (comments, docstrings,
+  decorators removed); without readable source, its whole code object (bytecode,
+  constants, names), so ``x + 1`` and ``x + 2`` never collide;
+- every project-local **class** it reaches (called, instantiated, a base class, the type
+  of a module-level instance): its bases, its attributes and the functions defined in
+  it; the whole project-local hierarchy (inherited methods included);
+- every **value** the code reads: module constants of any canonicalisable type
+  (lists, dicts, dataclasses, arrays, ...) read as ``NAME`` or ``module.NAME``, default
+  values, closure cells, ``functools.partial`` objects, functions held in containers.
+  A value without a canonical form (a logger, a session) counts by its type name.
+
+Found through bytecode (``runtime.codescan``): an attribute name never pulls in a
+global of the same name. Library code (stdlib, site-packages, airflowdsl) is not
+fingerprinted; the versions of the libraries the code references are recorded
+(``Fingerprint.libraries``). ``Fingerprint.stale`` names functions whose module
+changed on disk since it was imported (``runtime.ondisk``): the planner does not cache
+those steps.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import inspect
-import os
-import sys
-import sysconfig
 import textwrap
+import threading
 import types
 from collections.abc import Callable
-from functools import lru_cache
+from dataclasses import dataclass, field
 from typing import Any
 
-from airflowdsl.runtime.canonical import canonical, digest
-
-__all__ = ["canonical", "code_fingerprint", "digest", "is_project_local", "project_modules"]
-
-_LIB_PREFIXES = tuple(
-    os.path.realpath(p)
-    for key in ("stdlib", "platstdlib", "purelib", "platlib")
-    if (p := sysconfig.get_paths().get(key))
+from airflowdsl.runtime import libversions
+from airflowdsl.runtime.canonical import _tagged, canonical, digest, try_canonical
+from airflowdsl.runtime.codescan import (
+    Ref,
+    is_missing,
+    is_project_local,
+    module_is_local,
+    references,
 )
-_CONSTANT_TYPES = (bool, int, float, str, bytes, type(None))
+from airflowdsl.runtime.ondisk import matches_disk
+
+__all__ = ["Fingerprint", "code_fingerprint", "fingerprint", "is_project_local", "project_modules"]
+
+_CLASS_SKIP = frozenset({
+    "__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__firstlineno__",
+    "__static_attributes__", "__orig_bases__", "__parameters__", "__abstractmethods__",
+    "_abc_impl", "__annotations__",
+})
 
 
-@lru_cache(maxsize=4096)
-def _module_is_local(modname: str) -> bool:
-    if modname in ("builtins", "airflowdsl") or modname.startswith("airflowdsl."):
-        return False
-    mod = sys.modules.get(modname)
-    if mod is None:
-        return False
-    if modname == "__main__":
-        return True
-    path = getattr(mod, "__file__", None)
-    if not path:
-        return False
-    real = os.path.realpath(path)
-    return not (real.startswith(_LIB_PREFIXES) or "site-packages" in real or "dist-packages" in real)
-
-
-def is_project_local(obj: Any) -> bool:
-    """True for functions/classes/modules defined in the user's own code."""
-    if isinstance(obj, types.ModuleType):
-        return _module_is_local(obj.__name__)
-    modname = getattr(obj, "__module__", None)
-    return isinstance(modname, str) and _module_is_local(modname)
+@dataclass
+class Fingerprint:
+    digests: dict[str, str] = field(default_factory=dict)
+    modules: set[str] = field(default_factory=set)
+    libraries: dict[str, str] = field(default_factory=dict)  # distribution -> version
+    stale: list[str] = field(default_factory=list)
 
 
 class _Normalize(ast.NodeTransformer):
@@ -72,14 +73,20 @@ class _Normalize(ast.NodeTransformer):
     visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = visit_Module = _strip
 
 
-def _source_digest(obj: Any) -> str:
-    """Digest of the normalized syntax tree of a function or class."""
+def _code_bytes(code: types.CodeType) -> bytes:
+    """A code object without line numbers: bytecode, constants, names."""
+    consts = [_code_bytes(c) if isinstance(c, types.CodeType) else
+              (try_canonical(c) or repr(c).encode()) for c in code.co_consts]
+    return _tagged("code", code.co_code, *consts, repr(code.co_names).encode(),
+                   repr(code.co_varnames).encode(), repr(code.co_freevars).encode(),
+                   repr((code.co_argcount, code.co_kwonlyargcount, code.co_flags)).encode())
+
+
+def _source_digest(fn: types.FunctionType) -> str:
     try:
-        src = textwrap.dedent(inspect.getsource(obj))
-        tree = ast.parse(src)
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
     except (OSError, TypeError, SyntaxError, IndentationError):
-        code = getattr(obj, "__code__", None)
-        return digest(canonical(code.co_code if code else repr(obj)))
+        return digest(_code_bytes(fn.__code__))
     for node in tree.body[:1]:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             node.decorator_list = []
@@ -87,92 +94,148 @@ def _source_digest(obj: Any) -> str:
     return hashlib.sha256(ast.dump(tree, annotate_fields=False).encode()).hexdigest()[:32]
 
 
-def _code_names(code: types.CodeType) -> set[str]:
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _code_names(const)
-    return names
-
-
-def _functions_of(obj: Any) -> list[Callable[..., Any]]:
-    if inspect.isclass(obj):
-        out: list[Callable[..., Any]] = []
-        for v in vars(obj).values():
-            v = v.__func__ if isinstance(v, (staticmethod, classmethod)) else v
-            if inspect.isfunction(v):
-                out.append(v)
-        return out
-    fn = inspect.unwrap(obj) if callable(obj) else obj
-    return [fn] if inspect.isfunction(fn) else []
-
-
-def _references(fn: Callable[..., Any]) -> tuple[list[Any], dict[str, Any]]:
-    """Project-local objects and simple constants that ``fn`` refers to."""
-    names = _code_names(fn.__code__)
-    glb = fn.__globals__
-    cells = [c.cell_contents for c in (fn.__closure__ or ()) if _cell_ok(c)]
-    candidates = [glb[n] for n in names if n in glb] + cells
-    refs: list[Any] = []
-    consts: dict[str, Any] = {}
-    for n in names:
-        if n in glb and isinstance(glb[n], _CONSTANT_TYPES) and _module_is_local(fn.__module__):
-            consts[f"{fn.__module__}.{n}"] = glb[n]
-    for obj in candidates:
-        if isinstance(obj, types.ModuleType):
-            if is_project_local(obj):
-                candidates.extend(getattr(obj, n) for n in names if hasattr(obj, n))
-            continue
-        obj = getattr(obj, "__wrapped__", obj)
-        if (inspect.isfunction(obj) or inspect.isclass(obj)) and is_project_local(obj):
-            refs.append(obj)
-    return refs, consts
-
-
-def _cell_ok(cell: Any) -> bool:
-    try:
-        cell.cell_contents  # noqa: B018
-    except ValueError:
-        return False
-    return True
-
-
 def _qualname(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
-def _collect(fn: Callable[..., Any]) -> tuple[list[Any], dict[str, Any]]:
-    """``fn`` and its transitive project-local callees; constants they read."""
-    objs: list[Any] = []
-    consts: dict[str, Any] = {}
-    seen: set[int] = set()
-    stack: list[Any] = [inspect.unwrap(fn)]
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        objs.append(obj)
-        for f in _functions_of(obj):
-            refs, found = _references(f)
-            stack.extend(refs)
-            consts.update(found)
-    return objs, consts
+class _Collector:
+    def __init__(self) -> None:
+        self.fp = Fingerprint()
+        self.stack: list[Any] = []
+        self.seen: set[int] = set()
+
+    def run(self, root: Any) -> Fingerprint:
+        self.value(Ref("root", root))
+        while self.stack:
+            obj = self.stack.pop()
+            if id(obj) in self.seen:
+                continue
+            self.seen.add(id(obj))
+            if inspect.isclass(obj):
+                self.cls(obj)
+            else:
+                self.function(obj)
+        self.fp.digests = dict(sorted(self.fp.digests.items()))
+        return self.fp
+
+    def function(self, fn: types.FunctionType) -> None:
+        label = _qualname(fn)
+        self.fp.digests[label] = _source_digest(fn)
+        self.fp.modules.add(fn.__module__)
+        if not matches_disk(fn):
+            self.fp.stale.append(label)
+        for ref in references(fn):
+            self.value(ref)
+
+    def cls(self, cls: type) -> None:
+        self.fp.modules.add(cls.__module__)
+        entries: dict[str, str] = {"bases": repr([_qualname(b) for b in cls.__bases__])}
+        for name, v in vars(cls).items():
+            if name in _CLASS_SKIP:
+                continue
+            entries[name] = self.member(f"{_qualname(cls)}.{name}", v)
+        self.fp.digests[_qualname(cls)] = digest(canonical(entries))
+        for base in cls.__mro__[1:]:
+            if is_project_local(base):
+                self.stack.append(base)
+            else:
+                self.library(base)
+
+    def member(self, label: str, v: Any) -> str:
+        if isinstance(v, (staticmethod, classmethod)):
+            v = v.__func__
+        if isinstance(v, property):
+            return repr([self.member(label, f) for f in (v.fget, v.fset, v.fdel)])
+        if (inspect.isfunction(v) or inspect.isclass(v)) and is_project_local(v):
+            self.stack.append(v)
+            return f"-> {_qualname(v)}"
+        b = try_canonical(v)
+        return digest(b) if b is not None else f"object:{_qualname(type(v))}"
+
+    def value(self, ref: Ref) -> None:
+        v = ref.value
+        if is_missing(v):
+            self.fp.digests[f"missing:{ref.label}"] = "missing"
+            return
+        if isinstance(v, functools.partial):
+            self.value(Ref(f"{ref.label}.func", v.func))
+            self.fp.digests[f"const:{ref.label}.args"] = digest(
+                canonical((tuple(v.args), dict(v.keywords))))
+            return
+        if callable(v) and hasattr(v, "__wrapped__"):
+            v = inspect.unwrap(v)
+        if isinstance(v, types.ModuleType):
+            if not is_project_local(v):
+                self.library(v)
+            return
+        if inspect.isfunction(v) or inspect.isclass(v):
+            if is_project_local(v):
+                self.stack.append(v)
+            else:
+                self.library(v)
+            return
+        if isinstance(v, (types.BuiltinFunctionType, types.MethodWrapperType)):
+            return
+        b = try_canonical(v)
+        self.fp.digests[f"const:{ref.label}"] = (
+            digest(b) if b is not None else f"object:{_qualname(type(v))}")
+        if is_project_local(type(v)):
+            self.stack.append(type(v))
+        else:
+            self.library(type(v))
+
+    def library(self, obj: Any) -> None:
+        mod = obj.__name__ if isinstance(obj, types.ModuleType) else getattr(obj, "__module__", None)
+        if isinstance(mod, str) and not module_is_local(mod):
+            found = libversions.version_of(mod)
+            if found is not None:
+                self.fp.libraries[found[0]] = found[1]
+
+
+_LOCAL = threading.local()
+
+
+def fingerprint(fn: Callable[..., Any]) -> Fingerprint:
+    """Everything ``fn``'s code can observe, as digests (see the module docstring)."""
+    return _Collector().run(fn)
 
 
 def code_fingerprint(fn: Callable[..., Any]) -> dict[str, str]:
-    """Per-object source digests of ``fn`` and its transitive project-local callees.
+    """``label -> digest`` of ``fn`` and what it observes (``fingerprint(fn).digests``).
 
-    Keys are ``module.qualname``; values are digests of the normalized
-    source. Simple module constants the code reads appear as ``const:module.NAME``.
+    Labels: ``module.qualname`` for functions and classes, ``const:...`` for values
+    (module constants, ``default:``/``closure:`` values), ``missing:...`` for a global
+    that does not exist.
     """
-    objs, consts = _collect(fn)
-    out = {_qualname(o): _source_digest(o) for o in objs}
-    out.update({f"const:{k}": digest(canonical(v)) for k, v in consts.items()})
-    return dict(sorted(out.items()))
+    return fingerprint(fn).digests
 
 
 def project_modules(fn: Callable[..., Any]) -> set[str]:
-    """Names of the project-local modules defining ``fn`` and its callees."""
-    objs, _ = _collect(fn)
-    return {o.__module__ for o in objs if is_project_local(o)}
+    """Names of the project-local modules defining ``fn`` and what it observes."""
+    return {m for m in fingerprint(fn).modules if module_is_local(m)}
+
+
+@canonical.register(types.FunctionType)
+def _function(fn: types.FunctionType) -> bytes:
+    """A function value (a lambda in a dict, a callback param): its code fingerprint."""
+    if not is_project_local(fn):
+        return _tagged("libfn", _qualname(fn).encode())
+    busy: set[int] = getattr(_LOCAL, "busy", set())
+    if id(fn) in busy:  # a function reachable from itself through a value
+        return _tagged("fnref", _qualname(fn).encode())
+    _LOCAL.busy = busy | {id(fn)}
+    try:
+        return _tagged("fn", canonical(code_fingerprint(fn)))
+    finally:
+        _LOCAL.busy = busy
+
+
+@canonical.register(functools.partial)
+def _partial(p: functools.partial[Any]) -> bytes:
+    return _tagged("partial", canonical(p.func), canonical(tuple(p.args)),
+                   canonical(dict(p.keywords)))
+
+
+@canonical.register(types.BuiltinFunctionType)
+def _builtin(fn: Any) -> bytes:
+    return _tagged("builtin", f"{getattr(fn, '__module__', '')}.{fn.__qualname__}".encode())

@@ -1,12 +1,16 @@
 """Decide, before anything runs, which steps are served from the cache.
 
-Keys are computed in topological order (a key needs its inputs' keys, not
-their values), so the whole plan is known up front and a fully cached
-pipeline never needs Ray.
+Keys are computed in topological order. A step's key holds its inputs' *content
+hashes* (early cutoff): where the upstream is cached, the hash is in its manifest and
+the key is final, so a fully cached pipeline never needs Ray. Where an upstream must
+run, the input is ``pending`` and the step is planned to ``run``; its task resolves
+the key from the upstream's summary and serves the stored result when there is one
+(``runtime.cutoff``): "upstream X re-ran but produced identical output".
 
 - ``force=True``: every selected step runs. ``from_step=S``: S and everything
-  downstream of it run. A ``cache=False`` step always runs, and steps
-  downstream of it see a fresh input key (they rerun too).
+  downstream of it run. A ``cache=False`` step always runs; its consumers key on
+  what it produced. A step whose code changed on disk since it was imported
+  runs and is not cached (``runtime.ondisk``).
 - ``only=[...]``: the named steps are the targets: they and the upstream steps
   they need are considered (cached ones are reused), everything else is
   ``skipped``. Combine with ``force``/``from_step`` to rerun the targets.
@@ -17,14 +21,15 @@ pipeline never needs Ray.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 
-from airflowdsl.runtime.cache import DEFAULT_POLICY, CacheKey, KeyContext, expired
+from airflowdsl.runtime.cache import DEFAULT_POLICY, PENDING, CacheKey, KeyContext, expired
+from airflowdsl.runtime.cutoff import CacheCtl
+from airflowdsl.runtime.manifests import output_content
 from airflowdsl.runtime.store import ArtifactStore, Manifest, warn_corrupt
 
 
@@ -38,11 +43,19 @@ class StepPlan:
     action: str = "run"  # run | cached | skip
     reason: str = ""
     manifest: Manifest | None = None
-    downstream_nonce: str | None = field(default=None, repr=False)
+    lookup: bool = field(default=True, repr=False)  # the task may serve a stored result
 
     @property
     def n_outputs(self) -> int:
         return len(self.spec.output_types) if self.spec.multi_output else 1
+
+    def ctl(self) -> CacheCtl:
+        """What the step's task needs to resolve its key and look it up (``cutoff``)."""
+        ups = tuple(dict.fromkeys(ref.split("#")[0] for ref in self.key.pending.values()))
+        ttl = self.spec.cache_ttl
+        stale = any(k.startswith("stale:") for k in self.key.parts[0].detail)
+        return CacheCtl(self.key, ups, self.lookup and self.action == "run",
+                        0.0 if stale else ttl)
 
 
 def output_refs(outputs: Any) -> tuple[list[tuple[str, int | None]], bool]:
@@ -80,8 +93,22 @@ def make_plan(compiled: Any, store: ArtifactStore, *, force: bool = False,
     forced = set(graph.nodes) if force else set()
     if from_step is not None:
         forced |= {from_step} | nx.descendants(graph, from_step)
+    prints: dict[int, Any] = {}
+    broken: dict[str, str] = {}
+    while True:
+        plans = _plan(compiled, store, selected, forced, broken, prints, force=force,
+                      from_step=from_step, persist=persist)
+        found = _verify_needed(compiled, plans, store)
+        if not found:
+            return plans
+        broken.update(found)  # corrupt: recompute; its consumers' inputs become pending
+
+
+def _plan(compiled: Any, store: ArtifactStore, selected: set[str], forced: set[str],
+          broken: dict[str, str], prints: dict[int, Any], *, force: bool,
+          from_step: str | None, persist: bool) -> dict[str, StepPlan]:
+    graph: nx.DiGraph = compiled.graph
     plans: dict[str, StepPlan] = {}
-    prints: dict[int, dict[str, str]] = {}
     for name in compiled.order:
         node = graph.nodes[name]
         spec = node["spec"]
@@ -89,26 +116,34 @@ def make_plan(compiled: Any, store: ArtifactStore, *, force: bool = False,
         in_keys = {p: (up, _output_key(plans[up], idx)) for p, (up, idx) in inputs.items()}
         ctx = KeyContext(spec, dict(node.get("params") or {}), in_keys, prints)
         plan = StepPlan(name, spec, dict(ctx.params), inputs, DEFAULT_POLICY.key(ctx))
-        if not spec.cache:
-            plan.downstream_nonce = uuid.uuid4().hex
         plans[name] = plan
+        stale = ctx.fingerprint.stale
         if name not in selected:
             plan.action, plan.reason = "skip", "not selected by only="
         elif name in forced:
-            plan.reason = "forced" if force else f"rerun from {from_step}"
+            plan.reason, plan.lookup = ("forced" if force else f"rerun from {from_step}"), False
         elif not spec.cache:
-            plan.reason = "cache disabled for this step"
+            plan.reason, plan.lookup = "cache disabled for this step", False
         elif not persist:
-            plan.reason = "persistence off"
+            plan.reason, plan.lookup = "persistence off", False
+        elif stale:
+            plan.reason, plan.lookup = (f"code of {', '.join(stale)} changed on disk since it "
+                                        "was imported: runs, not cached (restart the process)"), False
+        elif name in broken:
+            plan.reason = broken[name]
+        elif pending := plan.key.pending:
+            ups = sorted({ref.split("#")[0] for ref in pending.values()})
+            plan.reason = (f"upstream {', '.join(ups)} re-runs; served from the cache if "
+                           "its output is unchanged")
         else:
             _lookup(plan, store)
-    _verify_needed(compiled, plans, store)
     return plans
 
 
 def _output_key(up: StepPlan, idx: int | None) -> str:
-    base = up.key.digest + (f"+{up.downstream_nonce}" if up.downstream_nonce else "")
-    return f"{base}#{'' if idx is None else idx}"
+    if up.action == "cached" and up.manifest is not None:
+        return output_content(up.manifest, idx)
+    return f"{PENDING}{up.name}#{'' if idx is None else idx}"
 
 
 def _lookup(plan: StepPlan, store: ArtifactStore) -> None:
@@ -126,10 +161,12 @@ def _lookup(plan: StepPlan, store: ArtifactStore) -> None:
         plan.action, plan.reason, plan.manifest = "cached", "cache hit", manifest
 
 
-def _verify_needed(compiled: Any, plans: dict[str, StepPlan], store: ArtifactStore) -> None:
-    """Checksum cached artifacts that will be read; recompute corrupt ones."""
+def _verify_needed(compiled: Any, plans: dict[str, StepPlan], store: ArtifactStore
+                   ) -> dict[str, str]:
+    """Checksum cached artifacts that will be read; recompute corrupt ones (returned)."""
     outs = output_nodes(compiled.outputs)
     graph = compiled.graph
+    found: dict[str, str] = {}
     for name in reversed(compiled.order):
         plan = plans[name]
         if plan.action != "cached" or plan.manifest is None:
@@ -139,4 +176,5 @@ def _verify_needed(compiled: Any, plans: dict[str, StepPlan], store: ArtifactSto
             if problem := store.verify(plan.manifest, deep=True):
                 warn_corrupt(plan.key.digest, problem)
                 plan.action, plan.manifest = "run", None
-                plan.reason = f"stored artifact corrupt ({problem})"
+                plan.reason = found[name] = f"stored artifact corrupt ({problem})"
+    return found

@@ -12,10 +12,14 @@
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import importlib
 import io
 import json
 import math
+import os
+import shutil
 import sys
 import tempfile
 import types
@@ -23,12 +27,8 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from airflowdsl.runtime.fsutil import (
-    copy_dir_from_local,
-    copy_dir_to_local,
-    read_bytes,
-    write_bytes,
-)
+from airflowdsl.errors import CorruptArtifact
+from airflowdsl.runtime.fsutil import copy_dir_from_local, read_bytes, write_bytes
 
 Meta = dict[str, Any]
 
@@ -55,6 +55,13 @@ def is_dataset(value: Any) -> bool:
 def is_checkpoint(value: Any) -> bool:
     cls = type(value)
     return callable(getattr(cls, "from_directory", None)) and callable(getattr(value, "to_directory", None))
+
+
+def from_store(value: Any) -> bool:
+    """Hand this output downstream as it loads from the store, not as the object the step
+    returned (a Dataset: ``read_parquet`` over the written files; a DataFrame: its
+    Parquet round trip), so a consumer sees the same thing on first and cached runs."""
+    return format_of(value) in ("dataset", "pandas")
 
 
 def format_of(value: Any) -> str:
@@ -130,44 +137,106 @@ def guard_fsspec_http() -> None:
         sys.modules.setdefault(name, stub)
 
 
-def read(fs: pafs.FileSystem, path: str, meta: Meta, files: list[str]) -> Any:
-    """Load the artifact ``write`` stored under ``path`` (``files``: relative names)."""
+def read(fs: pafs.FileSystem, path: str, meta: Meta, files: list[str] | None = None) -> Any:
+    """Load the artifact ``write`` stored under ``path``.
+
+    The bytes that are parsed are checked against ``meta["files"]`` (size, sha256) in
+    this process first: a tampered pickle is never unpickled, a tampered checkpoint
+    never handed out. (A Dataset is read lazily by Ray: only its file list and sizes
+    are checked here; the planner checksums it before the run.) A checkpoint is a
+    private copy, so a step writing into it cannot damage the stored artifact.
+    """
     fmt = meta["format"]
+    expected: dict[str, list[Any]] = meta.get("files") or {}
     if fmt == "dataset":
         import ray.data
 
         guard_fsspec_http()
-        paths = [f"{path}/{f}" for f in sorted(files) if f.endswith(".parquet")]
+        paths = [f"{path}/{f}" for f in sorted(expected) if f.endswith(".parquet")]
         return ray.data.read_parquet(paths, filesystem=fs) if paths else ray.data.from_items([])
     if fmt == "checkpoint":
-        cls = _import(meta["type"])
-        local = path if isinstance(fs, pafs.LocalFileSystem) else copy_dir_to_local(fs, path)
+        cls = artifact_class(meta["type"])
+        local = tempfile.mkdtemp(prefix="airflowdsl-ckpt-", dir=_private_root())
+        for rel, (size, sha) in expected.items():
+            target = os.path.join(local, *rel.split("/"))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "wb") as out:
+                out.write(_checked(fs, f"{path}/{rel}", rel, size, sha))
         return cls.from_directory(local)
+    name = _FILES.get(fmt)
+    if name is None or name not in expected:
+        raise CorruptArtifact(f"unknown format {fmt!r} or missing file")
+    data = _checked(fs, f"{path}/{name}", name, *expected[name])
     if fmt == "pandas":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return pq.read_table(f"{path}/data.parquet", filesystem=fs).to_pandas()
+        return pq.read_table(pa.BufferReader(data)).to_pandas()
     if fmt == "numpy":
         import numpy as np
 
-        return np.load(io.BytesIO(read_bytes(fs, f"{path}/array.npy")), allow_pickle=False)
+        return np.load(io.BytesIO(data), allow_pickle=False)
     if fmt == "json":
-        return json.loads(read_bytes(fs, f"{path}/value.json"))
+        return json.loads(data)
     import cloudpickle
 
-    return cloudpickle.loads(read_bytes(fs, f"{path}/value.pkl"))
+    return cloudpickle.loads(data)
 
 
-def _import(dotted: str) -> Any:
+_FILES = {"pandas": "data.parquet", "numpy": "array.npy", "json": "value.json",
+          "pickle": "value.pkl"}
+FORMATS = frozenset({"dataset", "checkpoint", *_FILES})
+
+
+def _checked(fs: pafs.FileSystem, full: str, rel: str, size: int, sha: str) -> bytes:
+    data = read_bytes(fs, full)
+    if len(data) != size or hashlib.sha256(data).hexdigest()[:32] != sha:
+        raise CorruptArtifact(f"{rel}: content does not match its manifest checksum")
+    return data
+
+
+_PRIVATE: list[str] = []
+
+
+def _private_root() -> str:
+    """One temp folder per process for private checkpoint copies, removed at exit."""
+    if not _PRIVATE:
+        _PRIVATE.append(tempfile.mkdtemp(prefix="airflowdsl-loaded-"))
+        atexit.register(shutil.rmtree, _PRIVATE[0], True)
+    return _PRIVATE[0]
+
+
+_ARTIFACT_CLASSES: dict[str, Any] = {}
+
+
+def register_artifact_class(cls: type) -> type:
+    """Allow checkpoints of class ``cls`` (``from_directory``/``to_directory``) to be
+    loaded from the store. Subclasses of ``airflowdsl.air.Checkpoint`` need not be."""
+    _ARTIFACT_CLASSES[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    return cls
+
+
+def artifact_class(dotted: str) -> Any:
+    """The checkpoint class a manifest names: a registered class, or a subclass of
+    ``airflowdsl.air.Checkpoint`` from airflowdsl itself or an already-imported module.
+    A manifest never makes this process import a module other than airflowdsl's."""
+    if dotted in _ARTIFACT_CLASSES:
+        return _ARTIFACT_CLASSES[dotted]
+    from airflowdsl.air.checkpoint import Checkpoint
+
     mod, _, name = dotted.rpartition(".")
     while mod:
-        try:
-            obj: Any = importlib.import_module(mod)
-        except ImportError:
-            mod, _, head = mod.rpartition(".")
-            name = f"{head}.{name}"
-            continue
-        for part in name.split("."):
-            obj = getattr(obj, part)
-        return obj
-    raise ImportError(dotted)
+        if mod in sys.modules or mod == "airflowdsl" or mod.startswith("airflowdsl."):
+            try:
+                obj: Any = sys.modules.get(mod) or importlib.import_module(mod)
+                for part in name.split("."):
+                    obj = getattr(obj, part)
+            except (ImportError, AttributeError):
+                break
+            if isinstance(obj, type) and issubclass(obj, Checkpoint):
+                return obj
+            break
+        mod, _, head = mod.rpartition(".")
+        name = f"{head}.{name}"
+    raise CorruptArtifact(f"checkpoint type {dotted!r} is not a registered artifact class "
+                          "(airflowdsl.runtime.serializers.register_artifact_class)")

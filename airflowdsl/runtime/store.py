@@ -9,8 +9,15 @@ A writer puts its files under a fresh ``<write-id>`` directory and only then
 writes ``manifest.json`` atomically (temp + rename locally; a single PUT on
 object stores). A killed writer leaves at most an unreferenced directory,
 never a manifest that points at half an artifact; two writers of one key
-both leave complete copies and the last manifest wins. The manifest lists
-every file with its size and sha256; loads verify them.
+both leave complete copies and the last manifest wins (``runtime.cutoff`` takes a
+per-key lock, so on a local root one process computes a key while the others wait
+and reuse it). The manifest lists every file with its size and sha256 and each
+output's content hash (``outputs[i]["content"]``, from those checksums: what early
+cutoff keys on).
+
+Manifests are not trusted: one that is malformed, names a path outside its entry or
+an unknown format is treated as absent (the step is recomputed, with a warning), and
+every load checks the bytes it parses against the manifest (``serializers.read``).
 """
 
 from __future__ import annotations
@@ -28,8 +35,8 @@ import pyarrow.fs as pafs
 
 from airflowdsl.errors import CorruptArtifact
 from airflowdsl.runtime import fsutil, serializers
+from airflowdsl.runtime.manifests import KEY, Manifest, content_hash, escapes, manifest_problem
 
-Manifest = dict[str, Any]
 DEFAULT_ROOT = ".airflowdsl"
 
 
@@ -66,6 +73,8 @@ class ArtifactStore:
 
     def write(self, key: str, values: Sequence[Any], **info: Any) -> Manifest:
         """Persist ``values`` (one per output) under ``key``; return the manifest."""
+        if not KEY.match(key):
+            raise ValueError(f"not a cache key: {key!r}")
         fs, entry = self.fs, self.entry(key)
         data_id = uuid.uuid4().hex[:12]
         outputs = []
@@ -73,6 +82,7 @@ class ArtifactStore:
             path = f"{entry}/{data_id}/out{i}"
             meta = serializers.write(value, fs, path)
             meta["files"] = fsutil.checksums(fs, path)
+            meta["content"] = content_hash(meta)
             outputs.append(meta)
         manifest = {"key": key, "data": data_id, "created": time.time(), "outputs": outputs, **info}
         manifest["size"] = sum(f[0] for o in outputs for f in o["files"].values())
@@ -80,21 +90,34 @@ class ArtifactStore:
         return manifest
 
     def manifest(self, key: str) -> Manifest | None:
-        """The committed manifest of ``key``, or None (missing or unreadable)."""
+        """The committed manifest of ``key``, or None (missing, unreadable or invalid:
+        an invalid one is reported with a warning)."""
+        if not KEY.match(key):
+            return None
         try:
             raw = fsutil.read_bytes(self.fs, f"{self.entry(key)}/manifest.json")
-            data = json.loads(raw)
-        except (FileNotFoundError, OSError, ValueError):
+        except (FileNotFoundError, OSError):
             return None
-        return data if isinstance(data, dict) and data.get("key") == key else None
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = None
+        if (problem := manifest_problem(data, key)) is not None:
+            warn_corrupt(key, f"manifest rejected: {problem}")
+            return None
+        return data
 
     def verify(self, manifest: Manifest, *, deep: bool = True) -> str | None:
         """None when the artifact is intact, else why not (sizes; checksums if ``deep``)."""
         fs = self.fs
+        if (problem := manifest_problem(manifest, manifest.get("key"))) is not None:
+            return f"manifest rejected: {problem}"
         for i, out in enumerate(manifest["outputs"]):
             path = self._out_path(manifest, i)
             if fsutil.list_files(fs, path) != {k: v[0] for k, v in out["files"].items()}:
                 return f"output {i}: files missing or resized"
+            if self.is_local and (escaped := escapes(path, out["files"])):
+                return f"output {i}: {escaped} resolves outside the store"
             if deep:
                 for rel, (_size, sha) in out["files"].items():
                     if fsutil.file_digest(fs, f"{path}/{rel}") != sha:
@@ -102,11 +125,23 @@ class ArtifactStore:
         return None
 
     def load(self, manifest: Manifest, index: int = 0, *, verify: bool = True) -> Any:
-        """Load output ``index``; raises ``CorruptArtifact`` if verification fails."""
+        """Load output ``index``; raises ``CorruptArtifact`` if verification fails.
+
+        The bytes parsed are always checked against the manifest in this process
+        (``serializers.read``); ``verify=True`` also checksums every file first (a
+        Dataset's Parquet files are read later, by Ray)."""
+        if (problem := manifest_problem(manifest, manifest.get("key"))) is not None:
+            raise CorruptArtifact(f"artifact manifest rejected: {problem}")
         if verify and (problem := self.verify(manifest)):
             raise CorruptArtifact(f"artifact {manifest['key']}: {problem}")
         out = manifest["outputs"][index]
-        return serializers.read(self.fs, self._out_path(manifest, index), out, list(out["files"]))
+        path = self._out_path(manifest, index)
+        if self.is_local and (escaped := escapes(path, out["files"])):
+            raise CorruptArtifact(f"artifact {manifest['key']}: {escaped} resolves outside the store")
+        try:
+            return serializers.read(self.fs, path, out)
+        except CorruptArtifact as exc:
+            raise CorruptArtifact(f"artifact {manifest['key']} output {index}: {exc}") from None
 
     def _out_path(self, manifest: Manifest, index: int) -> str:
         return f"{self.entry(manifest['key'])}/{manifest['data']}/out{index}"

@@ -10,6 +10,7 @@ import pytest
 import airflowdsl as af
 from airflowdsl.runtime.planner import StepPlan, make_plan
 from airflowdsl.runtime.store import ArtifactStore
+from tests.unit.inproc import run_inproc
 
 
 @af.ingest
@@ -43,10 +44,9 @@ def chain(k: int = 1):
     return join(left(src()), left(src()), k=k)
 
 
-def fill(st: ArtifactStore, plans: dict[str, StepPlan]) -> None:
+def fill(st: ArtifactStore, compiled: object) -> None:
     """What a finished run leaves behind."""
-    for p in plans.values():
-        st.write(p.key.digest, [[1, 2]], pipeline="diamond", step=p.name)
+    run_inproc(compiled, st)
 
 
 def actions(plans: dict[str, StepPlan]) -> dict[str, str]:
@@ -62,16 +62,19 @@ def test_second_plan_is_all_cached_except_uncacheable(st: ArtifactStore) -> None
     compiled = diamond.compile()
     first = make_plan(compiled, st)
     assert set(actions(first).values()) == {"run"}
-    fill(st, first)
+    fill(st, compiled)
     again = make_plan(compiled, st)
-    # right has cache=False: it reruns, and so does join, which consumes it
+    # right has cache=False: it reruns; join, which consumes it, waits for its output
     assert actions(again) == {"src": "cached", "left": "cached", "right": "run", "join": "run"}
     assert again["right"].reason == "cache disabled for this step"
+    assert "served from the cache if its output is unchanged" in again["join"].reason
+    # ... and right produced the same bytes: join is served (early cutoff)
+    assert run_inproc(compiled, st)["join"] == "served"
 
 
 def test_force_from_step_and_only(st: ArtifactStore) -> None:
     compiled = chain.compile()
-    fill(st, make_plan(compiled, st))
+    fill(st, compiled)
     assert set(actions(make_plan(compiled, st)).values()) == {"cached"}
     assert set(actions(make_plan(compiled, st, force=True)).values()) == {"run"}
     from_left = actions(make_plan(compiled, st, from_step="left"))
@@ -85,15 +88,15 @@ def test_force_from_step_and_only(st: ArtifactStore) -> None:
 
 
 def test_param_change_reruns_only_the_consumer(st: ArtifactStore) -> None:
-    fill(st, make_plan(chain.compile(k=1), st))
+    fill(st, chain.compile(k=1))
     acts = actions(make_plan(chain.compile(k=2), st))
     assert acts["join"] == "run" and acts["src"] == "cached"
 
 
 def test_corrupt_needed_artifact_is_recomputed(st: ArtifactStore) -> None:
     compiled = chain.compile()
+    fill(st, compiled)
     plans = make_plan(compiled, st)
-    fill(st, plans)
     m = st.manifest(plans["src"].key.digest)
     assert m is not None
     (Path(st.artifact_paths(m)[0]) / "value.json").write_text(json.dumps([9, 9]))

@@ -1,0 +1,133 @@
+"""The cache, inside a step's task: resolve the key, take the key's lease, serve a stored
+result when there is one.
+
+The driver plans with the content hashes of cached upstream outputs. For a step whose
+upstream re-runs, those hashes are known only when the upstream finishes, after the
+step was submitted: its key has ``pending`` inputs, and the upstream's summary (with
+its manifest) is passed to the task after the input values (``CacheCtl.upstreams``).
+The task resolves the key and, if that key is stored, returns the stored outputs
+instead of calling the step: *early cutoff* ("upstream X re-ran but produced
+identical output"). Every looked-up step takes the key's lease first (``lease``), so
+concurrent runs of one pipeline compute each key once: the others wait, then reuse.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from airflowdsl.errors import CorruptArtifact
+from airflowdsl.runtime.cache import CacheKey
+from airflowdsl.runtime.lease import Lease
+from airflowdsl.runtime.manifests import Manifest, output_content
+from airflowdsl.runtime.store import ArtifactStore
+
+
+@dataclass(frozen=True)
+class CacheCtl:
+    """Planner -> task: the (maybe pending) key and what the task may do with it."""
+
+    key: CacheKey
+    upstreams: tuple[str, ...]  # steps whose summaries follow the input values, in order
+    lookup: bool  # serve a stored result (False: forced, cache=False, stale code, ...)
+    expires_after: float | None = None  # cache_ttl (s), recorded in the manifest for gc
+
+
+def lock_path(store: Any, key: str) -> str | None:
+    """The key's lock file under a local store root (None for object stores)."""
+    return f"{store.base}/locks/{key[:2]}/{key}.lock" if store.is_local else None
+
+
+@dataclass
+class Claim:
+    """``with claim(payload, values) as c:`` -- ``c.digest`` is the key to write under;
+    ``c.hit`` is ``(outputs, manifest)`` when that key is stored (then do not compute:
+    return ``c.served()``)."""
+
+    ctl: CacheCtl | None
+    summaries: tuple[Any, ...]
+    store: Any  # ArtifactStore | None
+    planned: str  # the planner's digest (used as is without a CacheCtl)
+    key: CacheKey | None = field(init=False, default=None)
+    hit: tuple[tuple[Any, ...], Manifest] | None = None
+    reason: str = ""
+    _lease: Lease | None = None
+
+    def __post_init__(self) -> None:
+        if self.ctl is None:
+            return
+        by_step = dict(zip(self.ctl.upstreams, self.summaries, strict=False))
+        contents: dict[str, str] = {}
+        for param, ref in self.ctl.key.pending.items():
+            up, _, idx = ref.partition("#")
+            manifest = (by_step.get(up) or {}).get("manifest")
+            if manifest:
+                contents[param] = output_content(manifest, int(idx) if idx else None)
+        self.key = self.ctl.key.resolve(contents)
+        self._cutoff = sorted({r.partition("#")[0] for r in self.ctl.key.pending.values()})
+
+    @property
+    def digest(self) -> str:
+        return self.key.digest if self.key is not None else self.planned
+
+    def served(self) -> tuple[Any, ...]:
+        """The task's return value for a hit: ``(*outputs, summary)``."""
+        assert self.hit is not None
+        outputs, manifest = self.hit
+        now = time.time()
+        return (*outputs, {"started": now, "ended": now, "manifest": manifest,
+                           "metrics": dict(manifest.get("metrics") or {}), "pid": os.getpid(),
+                           "served": self.reason, "key": self.key})
+
+    def __enter__(self) -> Claim:
+        if (self.store is None or self.ctl is None or self.key is None or not self.ctl.lookup
+                or self.key.pending):
+            return self
+        digest = self.key.digest
+        self._lease = Lease(lock_path(self.store, digest))
+        self._lease.acquire()
+        manifest = self.store.manifest(digest)
+        if manifest is not None:
+            try:
+                outputs = tuple(self.store.load(manifest, i, verify=True)
+                                for i in range(len(manifest["outputs"])))
+            except (CorruptArtifact, OSError) as exc:
+                warnings.warn(f"airflowdsl: artifact {digest[:12]} is corrupt ({exc}); "
+                              "recomputing", stacklevel=2)
+                return self
+            self.hit = (outputs, manifest)
+            self.reason = self._why()
+        return self
+
+    def _why(self) -> str:
+        if self._cutoff:
+            return f"upstream {', '.join(self._cutoff)} re-ran but produced identical output"
+        waited = self._lease.waited_s if self._lease else 0.0
+        return ("computed meanwhile by another run" + (f" (waited {waited:.1f}s)"
+                                                        if waited >= 0.05 else ""))
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._lease is not None:
+            self._lease.release()
+
+    def manifest_info(self) -> dict[str, Any]:
+        """Extra manifest fields: when the entry expires (gc), the process that wrote it."""
+        out: dict[str, Any] = {"writer_pid": os.getpid()}
+        if self.ctl is not None and self.ctl.expires_after is not None:
+            out["expires_after"] = self.ctl.expires_after
+        return out
+
+
+
+def claim(p: Any, values: tuple[Any, ...]) -> Claim:
+    """The :class:`Claim` of a task's payload ``p`` (``tasks.Payload``): the upstream
+    summaries follow the ``p.args`` input values in ``values``."""
+    n_in = sum(1 if how == "ref" else extra if how == "refs" else 0 for _, how, extra in p.args)
+    ctl: CacheCtl | None = getattr(p, "cache", None)
+    ups = values[n_in:n_in + len(ctl.upstreams)] if ctl is not None else ()
+    return Claim(ctl, tuple(ups), ArtifactStore(p.store) if p.store else None, p.key)
