@@ -15,7 +15,7 @@ from airflowdsl.dsl.compile import CompiledPipeline, add_input_edges, add_node, 
 from airflowdsl.dsl.errors import CompileError, CompileProblem
 from airflowdsl.dsl.handles import HandleUsageError, MultiOutput, OutputHandle, OutputRef
 from airflowdsl.dsl.params import params_model, validate_params
-from airflowdsl.dsl.step import _resolve_hints
+from airflowdsl.dsl.step import resolve_hints
 
 RESERVED = ("store", "force", "from_step", "only")
 
@@ -34,7 +34,7 @@ class Pipeline:
         if bad:
             raise TypeError(f"pipeline {self.name!r}: parameter names {bad} are reserved "
                             f"by Pipeline.run ({', '.join(RESERVED)})")
-        hints = _resolve_hints(fn)
+        hints = resolve_hints(fn)
         self.param_types = {p: hints.get(p, Any) for p in self.signature.parameters}
         self._model = params_model(self.name, self.signature, self.param_types)
         functools.update_wrapper(self, fn)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import functools
 import importlib
@@ -41,7 +42,7 @@ class StepSpec:
     explicit_name: bool = field(default=False, repr=False)
 
 
-def _resolve_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+def resolve_hints(fn: Callable[..., Any]) -> dict[str, Any]:
     """Resolved annotations; names that cannot be resolved yet count as ``Any``."""
     try:
         return typing.get_type_hints(fn, include_extras=True)
@@ -72,7 +73,7 @@ def make_spec(fn: Callable[..., Any], kind: str, **options: Any) -> StepSpec:
     if kind not in KINDS:
         raise ValueError(f"unknown step kind {kind!r}; expected one of {KINDS}")
     sig = inspect.signature(fn)
-    hints = _resolve_hints(fn)
+    hints = resolve_hints(fn)
     outputs, multi = _output_types(hints)
     inputs = {name: hints.get(name, Any) for name in sig.parameters}
     name = options.pop("name", None)
@@ -90,6 +91,19 @@ def make_spec(fn: Callable[..., Any], kind: str, **options: Any) -> StepSpec:
                     explicit_name=name is not None, **options)
 
 
+class Recorder(Protocol):
+    """What a step call inside a pipeline body being traced talks to (``trace.Trace``)."""
+
+    def record_step(self, spec: StepSpec, args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> Any: ...
+
+
+#: the recorder of the pipeline body being traced in this context, if any (``trace.py``
+#: sets it; it lives here so that a step call needs no import of the tracer)
+RECORDER: contextvars.ContextVar[Recorder | None] = contextvars.ContextVar(
+    "airflowdsl_trace", default=None)
+
+
 class Step(Generic[P, R]):
     """A decorated function. Outside a pipeline it runs the function; inside a
     ``@af.pipeline`` body it records a node and returns a symbolic output handle."""
@@ -101,9 +115,7 @@ class Step(Generic[P, R]):
         functools.update_wrapper(self, spec.fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        from airflowdsl.dsl import trace
-
-        current = trace.current()
+        current = RECORDER.get()
         if current is None:
             return typing.cast(R, self.spec.fn(*args, **kwargs))
         return typing.cast(R, current.record_step(self.spec, args, kwargs))
@@ -185,5 +197,5 @@ train = StepDecorator("train", module="airflowdsl.train")
 tune = StepDecorator("tune", module="airflowdsl.tune")
 predict = StepDecorator("predict")
 
-__all__ = ["KINDS", "Step", "StepDecorator", "StepSpec", "ingest", "make_spec", "predict",
-           "preprocess", "step", "train", "tune"]
+__all__ = ["KINDS", "RECORDER", "Recorder", "Step", "StepDecorator", "StepSpec", "ingest",
+           "make_spec", "predict", "preprocess", "resolve_hints", "step", "train", "tune"]

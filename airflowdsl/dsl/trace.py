@@ -3,26 +3,39 @@
 from __future__ import annotations
 
 import contextvars
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from airflowdsl.dsl.bind import bind_call
 from airflowdsl.dsl.errors import CompileProblem
 from airflowdsl.dsl.handles import MultiOutput, OutputHandle, OutputRef, contains_handle
-from airflowdsl.dsl.step import StepSpec
+from airflowdsl.dsl.step import RECORDER, Recorder, StepSpec
 from airflowdsl.dsl.types import type_name, value_desc
 from airflowdsl.dsl.validate import validate_value
 
-if TYPE_CHECKING:
-    from airflowdsl.dsl.pipeline import Pipeline
 
-_CURRENT: contextvars.ContextVar[Trace | None] = contextvars.ContextVar(
-    "airflowdsl_trace", default=None)
+class SubPipeline(Protocol):
+    """What inlining a sub-pipeline reads of it (``pipeline.Pipeline`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def signature(self) -> inspect.Signature: ...
+
+    @property
+    def param_types(self) -> dict[str, Any]: ...
+
+    @property
+    def fn(self) -> Callable[..., Any]: ...
 
 
 def current() -> Trace | None:
     """The trace of the pipeline body being compiled, if any."""
-    return _CURRENT.get()
+    recorder = RECORDER.get()
+    return recorder if isinstance(recorder, Trace) else None
 
 
 @dataclass
@@ -44,12 +57,12 @@ class Trace:
     _next: dict[str, int] = field(default_factory=dict)
     _scopes: set[str] = field(default_factory=set)
 
-    def activate(self) -> contextvars.Token[Trace | None]:
-        return _CURRENT.set(self)
+    def activate(self) -> contextvars.Token[Recorder | None]:
+        return RECORDER.set(self)
 
     @staticmethod
-    def deactivate(token: contextvars.Token[Trace | None]) -> None:
-        _CURRENT.reset(token)
+    def deactivate(token: contextvars.Token[Recorder | None]) -> None:
+        RECORDER.reset(token)
 
     def problem(self, kind: str, message: str, *, step: str | None = None,
                 parameter: str | None = None, expected: str | None = None,
@@ -85,7 +98,7 @@ class Trace:
                                       for i, t in enumerate(spec.output_types)])
         return OutputHandle(self, OutputRef(name, None), spec.output_types[0])
 
-    def call_pipeline(self, pipeline: Pipeline, args: tuple[Any, ...],
+    def call_pipeline(self, pipeline: SubPipeline, args: tuple[Any, ...],
                       kwargs: dict[str, Any]) -> Any:
         """Inline a sub-pipeline: its steps get the prefix ``<name>.``."""
         scope = self._unique(self.prefix + pipeline.name, self._scopes)
@@ -114,4 +127,4 @@ class Trace:
             self.prefix = outer
 
 
-__all__ = ["NodeRecord", "Trace", "current"]
+__all__ = ["NodeRecord", "SubPipeline", "Trace", "current"]
