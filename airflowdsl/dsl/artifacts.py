@@ -15,7 +15,7 @@ import typing
 from typing import Any
 
 from airflowdsl.air.checkpoint import Checkpoint
-from airflowdsl.dsl.types import LAZY_ALIASES, _is_union, _norm
+from airflowdsl.dsl.types import LAZY_ALIASES, is_union, normalize
 
 
 class _LazyAlias(type):
@@ -62,12 +62,12 @@ ARTIFACT_TYPES: tuple[type, ...] = (Dataset, Checkpoint)
 
 def artifact_type(annotation: Any) -> type | None:
     """The artifact class an annotation asks for (``Dataset | None`` -> Dataset), else None."""
-    ann = _norm(annotation)
-    candidates = typing.get_args(ann) if _is_union(ann) else (ann,)
+    ann = normalize(annotation)
+    candidates = typing.get_args(ann) if is_union(ann) else (ann,)
     for cand in candidates:
         cls = typing.get_origin(cand) or cand
         if isinstance(cls, type) and issubclass(cls, ARTIFACT_TYPES):
-            return _norm(cls)  # type: ignore[no-any-return]
+            return normalize(cls)  # type: ignore[no-any-return]
     return None
 
 

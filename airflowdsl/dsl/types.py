@@ -18,12 +18,12 @@ _NONE = type(None)
 # int -> float -> complex, the numeric promotions type checkers accept
 _PROMOTIONS: dict[type, tuple[type, ...]] = {float: (int,), complex: (int, float)}
 #: stand-ins for classes of heavy modules (``af.Dataset`` for ``ray.data.Dataset``), each
-#: with ``real(load=False)``; registered by ``dsl.artifacts``. ``_norm`` maps the real
+#: with ``real(load=False)``; registered by ``dsl.artifacts``. ``normalize`` maps the real
 #: class to its stand-in so both spellings of an annotation mean the same.
 LAZY_ALIASES: list[Any] = []
 
 
-def _norm(t: Any) -> Any:
+def normalize(t: Any) -> Any:
     """Strip Annotated/NewType, map None and inspect.Parameter.empty."""
     if t is None:
         return _NONE
@@ -44,11 +44,13 @@ def _norm(t: Any) -> Any:
         return t
 
 
-def _is_union(t: Any) -> bool:
+def is_union(t: Any) -> bool:
+    """``A | B`` or ``Optional[A]``/``Union[A, B]``."""
     return typing.get_origin(t) in (Union, types.UnionType)
 
 
-def _is_any(t: Any) -> bool:
+def is_any(t: Any) -> bool:
+    """Matches anything: ``Any``, ``object``, a TypeVar or an unresolved (string) annotation."""
     return t is Any or t is object or isinstance(t, (TypeVar, str, typing.ForwardRef))
 
 
@@ -66,12 +68,12 @@ def _is_assignable_cached(src: Any, dst: Any) -> bool:
 
 
 def _is_assignable(src: Any, dst: Any) -> bool:
-    src, dst = _norm(src), _norm(dst)
-    if _is_any(dst) or _is_any(src) or src == dst:
+    src, dst = normalize(src), normalize(dst)
+    if is_any(dst) or is_any(src) or src == dst:
         return True
-    if _is_union(src):
+    if is_union(src):
         return all(is_assignable(s, dst) for s in typing.get_args(src))
-    if _is_union(dst):
+    if is_union(dst):
         return any(is_assignable(src, d) for d in typing.get_args(dst))
     s_origin, d_origin = typing.get_origin(src), typing.get_origin(dst)
     if d_origin is Literal:
@@ -132,7 +134,7 @@ def _type_name_cached(t: Any) -> str:
 
 
 def _type_name(t: Any) -> str:
-    t = _norm(t)
+    t = normalize(t)
     if t is Any:
         return "Any"
     if t is _NONE:
@@ -145,7 +147,7 @@ def _type_name(t: Any) -> str:
         return t.__forward_arg__
     if isinstance(t, str):
         return t
-    if _is_union(t):
+    if is_union(t):
         return " | ".join(type_name(a) for a in typing.get_args(t))
     origin, args = typing.get_origin(t), typing.get_args(t)
     if origin is Literal:
@@ -172,4 +174,4 @@ def value_desc(value: Any, limit: int = 60) -> str:
     return f"{text} ({type(value).__name__})"
 
 
-__all__ = ["is_assignable", "type_name", "value_desc"]
+__all__ = ["is_any", "is_assignable", "is_union", "normalize", "type_name", "value_desc"]

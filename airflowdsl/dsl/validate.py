@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-from airflowdsl.dsl.types import _is_any, _norm
+from airflowdsl.dsl.types import is_any, normalize
 
 _CONFIG = ConfigDict(arbitrary_types_allowed=True)
 
@@ -28,7 +28,7 @@ def _cached_adapter(annotation: Any) -> TypeAdapter[Any] | None:
 
 
 def adapter_for(annotation: Any) -> TypeAdapter[Any] | None:
-    if _is_any(_norm(annotation)):
+    if is_any(normalize(annotation)):
         return None
     try:
         return _cached_adapter(annotation)
