@@ -111,6 +111,17 @@ class LoadError(AirflowDSLError):
     """A CLI argument that cannot be used; the message is shown as is."""
 
 
+class ResourceError(AirflowDSLError, RuntimeError):
+    """A resource request that can never be placed on the cluster, or that waited past the
+    limit (``AIRFLOWDSL_PENDING_TIMEOUT``); the message names what waits, what it asks
+    for and what the cluster has free."""
+
+
+class StalledError(ResourceError):
+    """Ray work started by a step waited for resources past the limit with no progress
+    (the driver's stall watchdog stopped the step)."""
+
+
 __all__ = [
     "AirflowDSLError",
     "CompileError",
@@ -119,7 +130,9 @@ __all__ = [
     "HandleUsageError",
     "Keras3ModelError",
     "LoadError",
+    "ResourceError",
     "RunFailedError",
+    "StalledError",
     "StepFailed",
     "TrainingFailedError",
 ]

@@ -25,6 +25,7 @@ from pydantic.dataclasses import dataclass
 from airflowdsl.air.callbacks import ReportCallback
 from airflowdsl.air.checkpoint import Checkpoint
 from airflowdsl.air.config import CheckpointConfig, RunConfig
+from airflowdsl.air.resources import free_for_nested
 from airflowdsl.air.result import Result
 from airflowdsl.train.trainer import BaseTrainer
 
@@ -179,14 +180,52 @@ def trial_bundles(trainer: BaseTrainer, *, cluster_cpus: float) -> list[dict[str
     return [head, *scaling.bundles(cluster_cpus=cluster_cpus)]
 
 
-def _default_concurrency(trainer: BaseTrainer, bundles: list[dict[str, float]],
-                         cluster_cpus: float) -> int:
-    """One trial per free core, never more than fit; a core stays free for Ray Data."""
-    reserve = 1.0 if getattr(trainer, "datasets", None) and cluster_cpus > 1 else 0.0
+def _default_concurrency(bundles: list[dict[str, float]], cluster_cpus: float, *,
+                         reserve: float) -> int:
+    """As many trials as fit in ``cluster_cpus - reserve`` (at least one). Trainer trials
+    get their datasets materialized before Tune starts (``_materialized``), so they need
+    no reserve; function trials keep one CPU free for data they may read lazily."""
     free = max(cluster_cpus - reserve, 0.0)
     trial_cpus = sum(b.get("CPU", 0.0) for b in bundles)
-    fits = math.floor(free / trial_cpus + 1e-9) if trial_cpus > 0 else math.inf
-    return int(max(1, min(fits, math.floor(free + 1e-9))))
+    fits = math.floor(free / trial_cpus + 1e-9) if trial_cpus > 0 else math.floor(free + 1e-9)
+    return int(max(1, fits))
+
+
+def _materialized(trainer: BaseTrainer) -> BaseTrainer:
+    """Data first, then reservations: the trainer with its lazy datasets materialized here,
+    before any trial holds a placement group (a trial's Ray Data tasks would otherwise
+    wait for CPUs the trials hold)."""
+    datasets = getattr(trainer, "datasets", None)
+    if not datasets:
+        return trainer
+    from ray.data.dataset import MaterializedDataset
+
+    lazy = {k: v.materialize() for k, v in datasets.items()
+            if hasattr(v, "materialize") and not isinstance(v, MaterializedDataset)}
+    return trainer.with_overrides({"datasets": lazy}) if lazy else trainer
+
+
+def _progress_callback() -> Any:
+    """A Tune callback that publishes "trial k/N ..." as the step's progress."""
+    from ray import tune
+
+    from airflowdsl.air import progress
+
+    class _Progress(tune.Callback):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.done = 0
+
+        def on_trial_result(self, iteration: int, trials: list[Any], trial: Any,
+                            result: dict[str, Any], **info: Any) -> None:
+            it = result.get("training_iteration", "?")
+            progress.publish(f"trials {self.done}/{len(trials)} done; {trial.trial_id} iter {it}")
+
+        def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any,
+                              **info: Any) -> None:
+            self.done += 1
+            progress.publish(f"trials {self.done}/{len(trials)} done")
+
+    return _Progress()
 
 
 # --- results -------------------------------------------------------------------------
@@ -293,12 +332,13 @@ class Tuner:
 
         if not ray.is_initialized():
             ray.init()
-        cluster_cpus = float(ray.cluster_resources().get("CPU", 1))
+        # the cluster less what the calling step holds itself (docs/runtime.md)
+        cluster_cpus = free_for_nested().get("CPU", 1.0)
         tc = self.tune_config
         max_concurrent = tc.max_concurrent_trials
         trainable: Any
         if isinstance(self.trainable, BaseTrainer):
-            trainer = self.trainable
+            trainer = _materialized(self.trainable)
             bundles = trial_bundles(trainer, cluster_cpus=cluster_cpus)
             strategy = getattr(getattr(trainer, "scaling_config", None), "placement_strategy",
                                "PACK")
@@ -311,12 +351,18 @@ class Tuner:
             trainable = tune.with_resources(
                 tune.with_parameters(_trainer_trial, trainer=trainer), resources)
             if max_concurrent is None:
-                max_concurrent = _default_concurrency(trainer, bundles, cluster_cpus)
+                max_concurrent = _default_concurrency(bundles, cluster_cpus, reserve=0.0)
         else:
             trainable = tune.with_parameters(_function_trial, fn=self.trainable)
             own = getattr(self.trainable, "_resources", None)  # set by tune.with_resources
             if own is not None:
                 trainable = tune.with_resources(trainable, own)
+            if max_concurrent is None:  # a function may read data lazily: keep a CPU free
+                max_concurrent = _default_concurrency(
+                    [own if isinstance(own, dict) else {"CPU": 1.0}], cluster_cpus,
+                    reserve=1.0 if cluster_cpus > 1 else 0.0)
+        run_config = _tune_run_config(self.run_config, default_name=self._default_name())
+        run_config.callbacks = [*(run_config.callbacks or []), _progress_callback()]
         tuner = tune.Tuner(
             trainable,
             param_space=self.param_space,
@@ -324,7 +370,7 @@ class Tuner:
                 metric=tc.metric, mode=tc.mode, num_samples=tc.num_samples,
                 max_concurrent_trials=max_concurrent, search_alg=tc.search_alg,
                 scheduler=tc.scheduler, time_budget_s=tc.time_budget_s),
-            run_config=_tune_run_config(self.run_config, default_name=self._default_name()),
+            run_config=run_config,
         )
         return ResultGrid(tuner.fit(), checkpoint_config=self.run_config.checkpoint_config)
 

@@ -8,19 +8,19 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, field_validator
 from pydantic.dataclasses import dataclass
 
-_STRICT = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+from airflowdsl.air.resources import NESTED_RESERVE_CPUS
 
-# CPUs left free for Ray Data tasks and the step task that drives training, when the
-# user does not size workers: on 2 CPUs, 2 workers get 0.25 CPU each (see docs/training.md).
-DATA_RESERVE_CPUS = 1.5
+_STRICT = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
 
 @dataclass(frozen=True, config=_STRICT)
 class ScalingConfig:
     """How many training workers, and what each one holds.
 
-    ``resources_per_worker=None`` sizes workers so Ray Data is never starved: one CPU
-    each where the cluster has room, else a fraction that leaves ~1.5 CPUs free.
+    ``resources_per_worker=None`` sizes workers by the resource model (docs/runtime.md):
+    one CPU each where the cluster has room, else an equal share of all CPUs but one (of
+    half the CPUs on a cluster with fewer than 2), so the group leaves a whole CPU for
+    other work (on 2 CPUs: 2 workers x 0.5 CPU).
     """
 
     num_workers: int = Field(default=1, ge=0)
@@ -38,10 +38,11 @@ class ScalingConfig:
         return value
 
     def worker_resources(self, *, cluster_cpus: float) -> dict[str, float]:
-        """The Ray resources of one worker actor on a cluster with ``cluster_cpus`` CPUs."""
+        """The Ray resources of one worker actor when ``cluster_cpus`` CPUs are there for
+        the group (the cluster's, less what the calling step holds itself)."""
         res = dict(self.resources_per_worker or {})
         if "CPU" not in res:
-            share = max(cluster_cpus - DATA_RESERVE_CPUS, 0.25 * cluster_cpus)
+            share = cluster_cpus - NESTED_RESERVE_CPUS if cluster_cpus >= 2 else cluster_cpus / 2
             res["CPU"] = round(min(1.0, share / max(self.num_workers, 1)), 4)
         if self.use_gpu and "GPU" not in res:
             res["GPU"] = 1.0

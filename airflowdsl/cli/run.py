@@ -1,7 +1,8 @@
 """``airflowdsl run`` (with a live step display) and ``airflowdsl explain``.
 
-Exit codes: 0 succeeded, 1 the run failed (the step's own traceback is shown),
-2 bad input (file, pipeline, ``-p`` value, step name).
+Exit codes: 0 succeeded, 1 the run failed (the step's own traceback and its log path
+are shown; also a step asking for more than the cluster has), 2 bad input (file,
+pipeline, ``-p`` value, step name), 130 cancelled with Ctrl-C.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from airflowdsl.air.resources import DEFAULT_PENDING_TIMEOUT_S
 from airflowdsl.cli._load import cli_errors, compile_target, fail
 
 STYLE = {"pending": "dim", "running": "yellow", "cached": "cyan", "succeeded": "green",
-         "failed": "bold red", "skipped": "dim"}
+         "failed": "bold red", "skipped": "dim", "cancelled": "magenta"}
 
 Target = Annotated[str, typer.Argument(help="FILE.py[:PIPELINE]", metavar="FILE[:PIPELINE]")]
 Params = Annotated[list[str] | None, typer.Option("-p", "--param", help="Pipeline parameter NAME=VALUE")]
@@ -30,24 +32,44 @@ From = Annotated[str | None, typer.Option("--from", help="Rerun this step and ev
 Only = Annotated[list[str] | None, typer.Option("--only", help="Run just these steps (+ needed upstream)")]
 
 
-def _table(states: dict[str, Any], started: dict[str, float]) -> Table:
-    t = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
-    for col in ("step", "kind", "status", "time"):
-        t.add_column(col)
-    now = time.time()
-    for name, s in states.items():
-        status = s.display_status
-        dur = s.duration_s if s.duration_s is not None else (
-            now - started[name] if status == "running" and name in started else None)
-        t.add_row(name, s.kind, f"[{STYLE.get(status, '')}]{status}[/]",
-                  f"{dur:.2f}s" if dur is not None else "")
-    return t
+Verbose = Annotated[bool, typer.Option("-v", "--verbose",
+                                        help="Also show Ray workers' output live")]
+PendingTimeout = Annotated[float, typer.Option(
+    "--pending-timeout", metavar="SECONDS",
+    help="Fail a step whose Ray work waits this long for resources with no progress "
+         "(0: no limit)")]
+Wait = Annotated[bool, typer.Option("--wait", help="Wait for resources without limit "
+                                                   "(same as --pending-timeout 0)")]
+
+
+class _Board:
+    """The live table: one row per step, re-rendered on every refresh (elapsed times move)."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, Any] = {}
+
+    def __rich__(self) -> Table:
+        t = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
+        for col in ("step", "kind", "status", "time", "progress"):
+            t.add_column(col, overflow="fold")
+        now = time.time()
+        for name, s in self.states.items():
+            status = s.display_status
+            dur = s.duration_s if s.duration_s is not None else (
+                now - s.started if status == "running" and s.started else None)
+            t.add_row(name, s.kind, f"[{STYLE.get(status, '')}]{status}[/]",
+                      f"{dur:.1f}s" if dur is not None else "",
+                      s.progress if status == "running" else "", )
+        return t
 
 
 def run(target: Target, param: Params = None, no_cache: NoCache = False, from_step: From = None,
-        only: Only = None, store: Store = None) -> None:
-    """Run a pipeline on Ray; cached steps are reused."""
+        only: Only = None, store: Store = None, verbose: Verbose = False,
+        pending_timeout: PendingTimeout = DEFAULT_PENDING_TIMEOUT_S, wait: Wait = False) -> None:
+    """Run a pipeline on Ray; cached steps are reused. Ctrl-C cancels (exit 130)."""
+    from airflowdsl.errors import ResourceError
     from airflowdsl.runtime.executor import execute
+    from airflowdsl.runtime.history import new_run_id
 
     # the live table is the progress display: keep Ray Data's bars out of it
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
@@ -57,24 +79,30 @@ def run(target: Target, param: Params = None, no_cache: NoCache = False, from_st
         if name is not None and name not in compiled.graph:
             fail(f"no step {name!r} in pipeline {compiled.name!r} (steps: {', '.join(compiled.order)})")
     console = Console(stderr=True)
-    states: dict[str, Any] = {}
-    started: dict[str, float] = {}
-    with Live(_table(states, started), console=console, refresh_per_second=4,
-              transient=False) as live:
+    board = _Board()
+    limit = None if wait or pending_timeout <= 0 else pending_timeout
+    with Live(board, console=console, refresh_per_second=4, transient=False) as live:
         def on_event(run_id: str, name: str, step: Any) -> None:
-            states[name] = step
-            if step.status == "running":
-                started.setdefault(name, time.time())
-            live.update(_table(states, started))
+            board.states[name] = step
+            live.refresh()
 
-        result = execute(compiled, store=store, force=no_cache, from_step=from_step, only=only,
-                         on_event=on_event)
-    _summary(result, compiled, console)
+        try:
+            result = execute(compiled, store=store, force=no_cache, from_step=from_step,
+                             only=only, on_event=on_event, run_id=new_run_id(),
+                             pending_timeout=limit, echo_worker_output=verbose)
+        except ResourceError as err:
+            live.stop()
+            console.print(f"[bold red]error:[/] {err}", highlight=False)
+            raise typer.Exit(1) from None
+    console.line()
+    _summary(result, compiled, console, target)
+    if result.status == "cancelled":
+        raise typer.Exit(130)
     if result.status != "succeeded":
         raise typer.Exit(1)
 
 
-def _summary(result: Any, compiled: Any, console: Console) -> None:
+def _summary(result: Any, compiled: Any, console: Console, target: str) -> None:
     out = Console()
     ran = len(result.executed_steps)
     cached = len(result.cached_steps)
@@ -92,11 +120,24 @@ def _summary(result: Any, compiled: Any, console: Console) -> None:
     graph = _render_graph(result, compiled)
     if graph:
         out.print(f"  graph: {graph}", soft_wrap=True)
-    out.print(f"  details: airflowdsl show {result.id}" + _store_flag(result.store))
-    if not result.succeeded:
+    flag = _store_flag(result.store)
+    out.print(f"  details: airflowdsl show {result.id}{flag}   logs: airflowdsl logs "
+              f"{result.id}{flag}", soft_wrap=True)
+    if result.status == "cancelled":
+        console.print(f"[yellow]cancelled[/]: finished steps are stored; resume with "
+                      f"`airflowdsl run {target}` (the same -p values): it reruns only "
+                      f"what did not finish", highlight=False, soft_wrap=True)
+    elif not result.succeeded:
         console.print(f"[bold red]error:[/] {result.error}", highlight=False)
         if result.traceback:
             console.print(result.traceback, highlight=False, markup=False)
+        from airflowdsl.runtime.runlog import run_log_dir
+
+        logs = run_log_dir(result.store, result.id)
+        for name, s in result.steps.items():
+            if s.status == "failed" and logs:
+                console.print(f"  log of {name}: {os.path.join(logs, name + '.log')}",
+                              highlight=False, soft_wrap=True)
 
 
 def _render_graph(result: Any, compiled: Any) -> str | None:

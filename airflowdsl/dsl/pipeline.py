@@ -87,10 +87,12 @@ class Pipeline:
         return CompiledPipeline(self.name, values, graph, outputs, order)
 
     def run(self, *, store: Any = None, force: bool = False, from_step: str | None = None,
-            only: Any = None, **params: Any) -> Any:
-        """Compile with ``params`` and execute on Ray (see ``runtime.executor.execute``)."""
+            only: Any = None, pending_timeout: float | None = 60.0, **params: Any) -> Any:
+        """Compile with ``params`` and execute on Ray (see ``runtime.executor.execute``;
+        ``pending_timeout``: seconds nested Ray work may wait for resources, None: no limit)."""
         compiled = self.compile(**params)
-        return compiled.run(store=store, force=force, from_step=from_step, only=only)
+        return compiled.run(store=store, force=force, from_step=from_step, only=only,
+                            pending_timeout=pending_timeout)
 
     def __repr__(self) -> str:
         return f"<pipeline {self.name!r}>"

@@ -33,6 +33,7 @@ class StepSpec:
     num_cpus: float | None = None
     num_gpus: float | None = None
     memory: int | None = None
+    resources: dict[str, float] | None = None  # Ray custom resources the task holds
     retries: int = 0
     cache: bool = True
     version: str | None = None
@@ -84,11 +85,28 @@ def make_spec(fn: Callable[..., Any], kind: str, **options: Any) -> StepSpec:
         raise ValueError(f"step {fn.__name__!r}: cache_ignore names unknown parameters {unknown}")
     if options.get("retries") is None:
         options["retries"] = 0
+    if options.get("resources") is not None:
+        options["resources"] = _check_resources(fn.__name__, options["resources"])
     if options.get("cache") is None:
         options["cache"] = True
     return StepSpec(name=name or fn.__name__, kind=kind, fn=fn, signature=sig,
                     input_types=inputs, output_types=outputs, multi_output=multi,
                     explicit_name=name is not None, **options)
+
+
+def _check_resources(step: str, resources: Any) -> dict[str, float]:
+    """``resources=`` are Ray custom resources: names to non-negative amounts; CPU, GPU
+    and memory have their own options."""
+    if not isinstance(resources, dict) or not all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+            and v >= 0 for k, v in resources.items()):
+        raise ValueError(f"step {step!r}: resources= must map custom resource names to "
+                         f"amounts >= 0, e.g. {{'gpu_node': 1}}; got {resources!r}")
+    builtin = sorted(set(resources) & {"CPU", "GPU", "memory", "object_store_memory"})
+    if builtin:
+        raise ValueError(f"step {step!r}: resources= names {builtin}; use num_cpus=, "
+                         f"num_gpus= or memory= for those")
+    return {k: float(v) for k, v in resources.items()}
 
 
 class Recorder(Protocol):
@@ -153,7 +171,8 @@ class StepDecorator:
     @overload
     def __call__(self, fn: None = None, /, *, name: str | None = None,
                  num_cpus: float | None = None, num_gpus: float | None = None,
-                 memory: int | None = None, retries: int = 0, cache: bool = True,
+                 memory: int | None = None, resources: dict[str, float] | None = None,
+                 retries: int = 0, cache: bool = True,
                  version: str | None = None, cache_ignore: list[str] | None = None,
                  watch: list[str] | None = None,
                  cache_ttl: float | None = None) -> _StepFactory: ...

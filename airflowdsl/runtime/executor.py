@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from airflowdsl.runtime import raycluster, scheduler
+from airflowdsl.air import progress
+from airflowdsl.air.progress import StepContext
+from airflowdsl.air.resources import DEFAULT_PENDING_TIMEOUT_S
+from airflowdsl.runtime import scheduler
 from airflowdsl.runtime.fingerprint import project_modules
 from airflowdsl.runtime.history import History, new_run_id
 from airflowdsl.runtime.planner import StepPlan, make_plan, output_refs
+from airflowdsl.runtime.raycluster import RayCluster, ship_by_value
+from airflowdsl.runtime.resources import Request, check_feasible
 from airflowdsl.runtime.run import Run, StepRun
+from airflowdsl.runtime.runlog import capture_worker_output, run_log_dir
 from airflowdsl.runtime.store import ArtifactStore
 from airflowdsl.runtime.tasks import StepFailed
+from airflowdsl.runtime.watchdog import StallMonitor
 
 Listener = Callable[[str, str, StepRun], None]
 
@@ -25,16 +36,32 @@ HISTORY_FLUSH_S = 0.25
 
 def execute(compiled: Any, *, store: str | os.PathLike[str] | None = None, force: bool = False,
             from_step: str | None = None, only: Iterable[str] | str | None = None,
-            persist: bool = True, on_event: Listener | None = None) -> Run:
+            persist: bool = True, on_event: Listener | None = None, run_id: str | None = None,
+            pending_timeout: float | None = DEFAULT_PENDING_TIMEOUT_S,
+            echo_worker_output: bool = True) -> Run:
     """Run ``compiled`` on Ray with caching; return the finished :class:`Run`.
 
-    ``persist=False`` neither reads nor writes the artifact store (every step
-    runs, outputs stay in Ray's object store); the run is still recorded.
-    ``on_event(run_id, step, step_run)`` is called on every status change.
+    Args:
+        persist: False neither reads nor writes the artifact store (every step runs,
+            outputs stay in Ray's object store); the run is still recorded.
+        on_event: ``on_event(run_id, step, step_run)`` on every status change (and on
+            progress reports of running steps: ``step_run.progress``).
+        run_id: the id to record the run under (default: a new one).
+        pending_timeout: seconds Ray work started by a step may wait for resources with
+            no progress before the step is failed (None: no limit); see docs/runtime.md.
+        echo_worker_output: print the output of Ray workers (other than the steps' own,
+            which always goes to the run's log files) on this process's terminal too;
+            the CLI turns it off unless ``-v``. See ``runtime.runlog``.
+
+    Returns the :class:`Run`; ``status`` is ``succeeded``, ``failed`` or ``cancelled``
+    (Ctrl-C: the first SIGINT cancels the running steps, a second one exits at once).
+
+    Raises:
+        ResourceError: a step asks for more than the cluster can ever give (nothing ran).
     """
     st = ArtifactStore.open(store)
     history = History.shared(st.root)
-    run_id, started = new_run_id(), time.time()
+    run_id, started = run_id or new_run_id(), time.time()
     plans = make_plan(compiled, st, force=force, from_step=from_step, only=only, persist=persist)
     history.start_run(run_id, compiled.name, dict(compiled.params), st.root, started)
     steps = {n: StepRun(n, p.spec.kind, cache_key=p.key.digest, reason=p.reason)
@@ -51,8 +78,11 @@ def execute(compiled: Any, *, store: str | os.PathLike[str] | None = None, force
         last_flush[0] = time.monotonic()
 
     def emit(name: str, status: str, data: dict[str, Any], *, record: bool = True) -> None:
+        if data.get("key") is not None:  # the task's effective key (runtime.cutoff)
+            plans[name].key = data["key"]
+            steps[name].cache_key = data["key"].digest
         _apply(steps[name], status, data, st)
-        if record and status != "running":
+        if record and status not in ("running", "progress"):
             unrecorded[name] = None  # one transaction per HISTORY_FLUSH_S, not per step
             if status == "failed" or time.monotonic() - last_flush[0] >= HISTORY_FLUSH_S:
                 flush()
@@ -69,47 +99,97 @@ def execute(compiled: Any, *, store: str | os.PathLike[str] | None = None, force
     history.record_steps(run_id, [(steps[n], p.key.components()) for n, p in plans.items()
                                   if p.action != "run"])
     refs: dict[str, list[Any]] = {}
+    control = scheduler.Control()
     try:
         if any(p.action == "run" for p in plans.values()):
-            refs = _run_on_ray(compiled, plans, st if persist else None, run_id, emit)
+            with _sigint_cancels(control):
+                refs = _run_on_ray(compiled, plans, st if persist else None, run_id, emit,
+                                   control, pending_timeout, echo_worker_output)
     except BaseException as exc:
         flush()
-        history.finish_run(run_id, "failed", time.time(), f"interrupted: {exc!r}")
+        status = "failed"
+        if isinstance(exc, KeyboardInterrupt):
+            status = "cancelled"
+        history.finish_run(run_id, status, time.time(), f"interrupted: {exc!r}")
         raise
     flush()
     failed = next((s for s in steps.values() if s.status == "failed"), None)
-    status = "failed" if failed else "succeeded"
-    error = f"step {failed.name!r} failed: {failed.error}" if failed else None
+    status = "failed" if failed else "cancelled" if control.cancelled else "succeeded"
+    error = f"step {failed.name!r} failed: {failed.error}" if failed else \
+        "cancelled (Ctrl-C)" if control.cancelled else None
     ended = time.time()
     history.finish_run(run_id, status, ended, error, failed.traceback if failed else None)
     loader = _loader(plans, refs, st)
+    ok = status == "succeeded"
     return Run(run_id, compiled.name, status, dict(compiled.params), steps, st.root, started,
                ended, error, failed.traceback if failed else None,
-               _output_loader=(lambda: _outputs(compiled.outputs, loader)) if not failed else None,
+               _output_loader=(lambda: _outputs(compiled.outputs, loader)) if ok else None,
                _step_loader=loader)
 
 
+@contextmanager
+def _sigint_cancels(control: scheduler.Control) -> Iterator[None]:
+    """While steps run: the first SIGINT asks the scheduler to cancel them (it records the
+    run as cancelled and returns); a second one exits the process at once (code 130)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if control.cancelled:
+            os._exit(130)
+        control.cancelled = True
+        print("\nairflowdsl: cancelling the running steps (Ctrl-C again to exit at once)",
+              file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _run_on_ray(compiled: Any, plans: dict[str, StepPlan], st: ArtifactStore | None,
-                run_id: str, emit: scheduler.Event) -> dict[str, list[Any]]:
-    raycluster.ensure_ray()
+                run_id: str, emit: scheduler.Event, control: scheduler.Control,
+                pending_timeout: float | None, echo: bool) -> dict[str, list[Any]]:
+    cluster = RayCluster.current()
+    cluster.connect()
+    if control.cancelled:
+        return {}
+    check_feasible({n: Request.of(p.spec) for n, p in plans.items() if p.action == "run"},
+                   cluster.view())
     modules: set[str] = set()
     for p in plans.values():
         if p.action == "run":
             modules |= project_modules(p.spec.fn)
-    raycluster.ship_by_value(modules)
+    ship_by_value(modules)
     info = {"pipeline": compiled.name, "run_id": run_id}
-    limit, ready, heavy = raycluster.max_in_flight()
-    return scheduler.run(plans, store=st.root if st else None, info=info, emit=emit,
-                         limit=limit, run_slots=ready, heavy_slots=heavy,
-                         slots=raycluster.step_slots(ready))
+    logs = run_log_dir(st.root if st else ArtifactStore.open(None).root, run_id)
+    contexts = {n: StepContext(run_id, n, os.path.join(logs, f"{n}.log") if logs else None,
+                               pending_timeout) for n in plans}
+    control.monitor = StallMonitor(pending_timeout)
+    control.progress = lambda step: progress.read(run_id, step)
+    try:
+        with capture_worker_output(os.path.join(logs, "ray.log") if logs else None, echo=echo):
+            return scheduler.run(plans, store=st.root if st else None, info=info, emit=emit,
+                                 cluster=cluster, control=control, contexts=contexts)
+    finally:
+        progress.clear(run_id, list(plans))
 
 
 def _apply(step: StepRun, status: str, data: dict[str, Any], st: ArtifactStore) -> None:
     now = time.time()
+    if status == "progress":
+        step.progress = str(data.get("text", ""))
+        return
     if status == "cached":
         step.status, step.cached, step.started, step.ended = "succeeded", True, now, now
     else:
         step.status = status
+    if status == "running":
+        step.started = now  # the driver's view; the task's own start replaces it at the end
+    elif status == "cancelled" and step.started is not None:
+        step.ended = now
     manifest = data.get("manifest")
     if manifest:
         step.artifacts = st.artifact_paths(manifest)
@@ -117,6 +197,8 @@ def _apply(step: StepRun, status: str, data: dict[str, Any], st: ArtifactStore) 
     if status == "succeeded":
         step.started, step.ended = data["started"], data["ended"]
         step.metrics = dict(data.get("metrics") or step.metrics)
+        if data.get("served"):  # the task found its key stored (runtime.cutoff)
+            step.cached, step.reason = True, str(data["served"])
     exc = data.get("exception")
     if isinstance(exc, StepFailed):
         step.error, step.traceback, step.ended = exc.error, exc.user_traceback, now

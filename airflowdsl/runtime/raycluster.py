@@ -1,8 +1,11 @@
-"""Connecting to Ray, the way Ray users expect.
+"""The driver's Ray connection and what it caches about it, in one object.
 
-An initialized Ray (``ray.init`` already called) is used as is; else
-``ray.init()`` connects to ``$RAY_ADDRESS`` when set, or starts a local Ray.
-Only a local Ray that airflowdsl started is shut down, at interpreter exit.
+An initialized Ray (``ray.init`` already called) is used as is; else ``ray.init()``
+connects to ``$RAY_ADDRESS`` when set, or starts a local Ray. Only a local Ray that
+airflowdsl started is shut down, at interpreter exit. :class:`RayCluster` holds the
+state that belongs to one Ray job (the step task and its ``.options()`` variants, the
+step-slot placement group, the cluster snapshot); it notices a new job (a test that
+shut Ray down and started it again) and starts afresh.
 """
 
 from __future__ import annotations
@@ -10,95 +13,138 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+import time
 from collections.abc import Iterable
 from typing import Any
 
-_started = False
-_remote_fn: Any = None
-_task_options: dict[tuple[Any, ...], Any] = {}  # ``.options()`` builds a class each call
-_cluster_cpus: tuple[float, float] | None = None  # (CPUs, when read)
-_slots: tuple[Any, Any] | None = None  # (key, placement group)
+from airflowdsl.runtime.resources import ClusterView, Request
 
-#: What one step slot holds: a token CPU share (see ``step_slots``).
-SLOT_CPU = 0.001
+#: What one step slot holds: 1 MiB of Ray's ``memory`` resource -- no CPU, no GPU.
+SLOT_MEMORY = 2**20
 
-#: Default ``num_cpus`` of a step task by kind. Steps mostly coordinate nested
-#: Ray work (Ray Data operators, training actor groups) that needs CPUs of its
-#: own. A step task holding any CPU fragments a small cluster: on 2 CPUs, two
-#: branches holding 0.25 each leave 1.5, and two concurrent Ray Data
-#: executions, each allotted 1 CPU, stalled for minutes (measured). So steps
-#: hold no CPU unless they ask; the scheduler bounds how many run at once
-#: (``max_in_flight``) instead. Set ``num_cpus=`` on CPU-heavy in-process steps.
-DEFAULT_NUM_CPUS: dict[str, float] = {}
-FALLBACK_NUM_CPUS = 0.0
+#: How long a cluster snapshot is trusted (an autoscaler may add nodes).
+CLUSTER_TTL_S = 10.0
 
 
-def max_in_flight() -> tuple[int, int, int]:
-    """Scheduler bounds: (steps submitted at once: 4 per cluster CPU, at least 4;
-    of them ready to start: 1 per CPU, at least 2 -- zero-CPU tasks would otherwise
-    spawn a worker process each; train/tune steps: 1 per 8 CPUs, at least 1)."""
-    import time
+class RayCluster:
+    """The connection to Ray and per-job caches (one per driver process: ``current()``)."""
 
-    import ray
+    _instance: RayCluster | None = None
 
-    global _cluster_cpus
-    now = time.monotonic()
-    if _cluster_cpus is None or now - _cluster_cpus[1] > 10:  # an autoscaler may add nodes
-        _cluster_cpus = (ray.cluster_resources().get("CPU", 1), now)
-    cpus = _cluster_cpus[0]
-    return max(4, int(4 * cpus)), max(2, int(cpus)), max(1, int(cpus // 8))
+    def __init__(self) -> None:
+        self.started = False  # we started a local Ray: shut it down at exit
+        self._job: Any = None
+        self._remote_fn: Any = None
+        self._task_options: dict[tuple[Any, ...], Any] = {}
+        self._view: tuple[ClusterView, float] | None = None
+        self._slots: dict[int, Any] = {}
 
+    @classmethod
+    def current(cls) -> RayCluster:
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
 
-def step_slots(n: int) -> Any:
-    """A placement group of ``n`` bundles of ``SLOT_CPU`` that default step tasks run in.
+    # --- lifetime ---------------------------------------------------------------------
 
-    Default steps hold no real CPU (nested Ray Data / training work needs the CPUs), but
-    Ray starts a worker process for every zero-CPU task it can start at once (a 50-way
-    fan-out with 8 steps in flight: 15 ms/step). A step task asking ``SLOT_CPU`` inside one of ``n`` bundles
-    of ``SLOT_CPU`` can only run ``n`` at a time, and Ray queues the rest and feeds them
-    to the same two leased workers itself, as it does for bare 1-CPU tasks (measured:
-    1.42 ms/step vs bare Ray's 1.46 for a fan-out; lanes through the driver: ~2.9).
-    The group (0.002 CPU in all) lives as long as this driver's Ray job; children of a
-    step are not captured into it. None when it cannot be placed (the scheduler then
-    bounds the steps itself)."""
-    import ray
-    from ray.util.placement_group import placement_group
+    def connect(self, *, log_to_driver: bool = True) -> None:
+        """Use the initialized Ray, or connect to ``$RAY_ADDRESS``, or start a local one."""
+        import ray
 
-    global _slots
-    key = (ray.get_runtime_context().get_job_id(), n)
-    if _slots is not None and _slots[0] == key:
-        return _slots[1]
-    pg = placement_group([{"CPU": SLOT_CPU} for _ in range(n)], strategy="SPREAD",
-                         name=f"airflowdsl-step-slots-{os.getpid()}")
-    try:
-        ray.get(pg.ready(), timeout=30)
-    except Exception:  # noqa: BLE001 - e.g. a cluster without CPUs: no slots
-        ray.util.remove_placement_group(pg)
-        _slots = (key, None)
-        return None
-    _slots = (key, pg)
-    return pg
+        if not ray.is_initialized():
+            if os.environ.get("RAY_ADDRESS"):
+                ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=log_to_driver)
+            else:
+                ray.init(include_dashboard=False, log_to_driver=log_to_driver)
+                if not self.started:
+                    atexit.register(self.shutdown)
+                self.started = True
+        job = ray.get_runtime_context().get_job_id()
+        if job != self._job:  # a new Ray job: nothing cached for the old one is valid
+            self._job, self._remote_fn, self._view = job, None, None
+            self._task_options.clear()
+            self._slots.clear()
 
+    def shutdown(self) -> None:
+        import ray
 
-def ensure_ray() -> None:
-    global _started
-    import ray
+        if self.started and ray.is_initialized():
+            ray.shutdown()
+        self.started = False
 
-    if ray.is_initialized():
-        return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
-        return
-    ray.init(include_dashboard=False)
-    _started = True
-    atexit.register(_shutdown)
+    # --- what the cluster has ---------------------------------------------------------
 
+    def view(self) -> ClusterView:
+        now = time.monotonic()
+        if self._view is None or now - self._view[1] > CLUSTER_TTL_S:
+            self._view = (ClusterView.read(), now)
+        return self._view[0]
 
-def _shutdown() -> None:
-    import ray
+    def bounds(self) -> tuple[int, int]:
+        """Scheduler bounds: (steps submitted at once: 4 per CPU, at least 4; of them
+        ready to start: one per CPU, at least 2)."""
+        cpus = self.view().cpus
+        return max(4, int(4 * cpus)), max(2, int(cpus))
 
-    if _started and ray.is_initialized():
-        ray.shutdown()
+    def step_slots(self, n: int) -> Any:
+        """A placement group of ``n`` bundles of ``SLOT_MEMORY`` that default steps run in.
+
+        Ray starts a worker process for every zero-resource task it can start at once (a
+        50-way fan-out: 15-22 ms/step); a step task asking ``SLOT_MEMORY`` inside one of
+        ``n`` such bundles runs ``n`` at a time, and Ray feeds the rest to the same leased
+        workers (measured: 1.02 ms/step vs 0.92 for bare 1-CPU tasks). The bundles hold
+        no CPU or GPU, so the slots bound concurrency without taking anything nested Ray
+        work needs. None when the group cannot be placed (the scheduler then bounds the
+        steps itself)."""
+        if n in self._slots:
+            return self._slots[n]
+        import ray
+        from ray.util.placement_group import placement_group, remove_placement_group
+
+        pg = placement_group([{"memory": SLOT_MEMORY} for _ in range(n)], strategy="SPREAD",
+                             name=f"airflowdsl-step-slots-{os.getpid()}-{n}")
+        ready, _ = ray.wait([pg.ready()], timeout=30)
+        if not ready:
+            remove_placement_group(pg)
+            pg = None
+        self._slots[n] = pg
+        return pg
+
+    # --- step tasks -------------------------------------------------------------------
+
+    def step_task(self, spec: Any, n_returns: int, slots: Any = None) -> Any:
+        """The step's ``ray.remote`` task with its request and retries; a step that asks
+        for nothing runs in one of ``slots`` (``step_slots``) when given."""
+        import ray
+
+        from airflowdsl.runtime.tasks import run_step
+
+        if self._remote_fn is None:
+            self._remote_fn = ray.remote(run_step)
+        req = Request.of(spec)
+        slotted = slots is not None and req.empty
+        key = (req.cpus, req.gpus, req.memory, tuple(sorted(req.custom.items())),
+               spec.retries, n_returns, spec.name, slots.id if slotted else None)
+        task = self._task_options.get(key)
+        if task is None:
+            opts: dict[str, Any] = {"num_cpus": req.cpus, "num_returns": n_returns,
+                                    "max_retries": spec.retries,
+                                    "retry_exceptions": spec.retries > 0,
+                                    "name": f"airflowdsl:{spec.name}"}
+            if req.gpus:
+                opts["num_gpus"] = req.gpus
+            if req.memory:
+                opts["memory"] = req.memory
+            if req.custom:
+                opts["resources"] = dict(req.custom)
+            if slotted:
+                from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+                opts["memory"] = SLOT_MEMORY
+                opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                    slots, placement_group_capture_child_tasks=False)
+            task = self._task_options[key] = self._remote_fn.options(**opts)
+        return task
 
 
 def ship_by_value(modules: Iterable[str]) -> None:
@@ -115,36 +161,4 @@ def ship_by_value(modules: Iterable[str]) -> None:
                 pass
 
 
-def step_task(spec: Any, n_returns: int, slots: Any = None) -> Any:
-    """The step's ``ray.remote`` task with its resources and retries; a step that asks
-    for no resources runs in one of ``slots`` (``step_slots``) when given."""
-    global _remote_fn
-    import ray
-
-    from airflowdsl.runtime.tasks import run_step
-
-    if _remote_fn is None:
-        _remote_fn = ray.remote(run_step)
-    num_cpus = spec.num_cpus if spec.num_cpus is not None else \
-        DEFAULT_NUM_CPUS.get(spec.kind, FALLBACK_NUM_CPUS)
-    slotted = slots is not None and not (num_cpus or spec.num_gpus or spec.memory)
-    key = (num_cpus, spec.num_gpus, spec.memory, spec.retries, n_returns, spec.name,
-           slots.id if slotted else None)
-    task = _task_options.get(key)
-    if task is None:
-        opts: dict[str, Any] = {"num_cpus": num_cpus, "num_returns": n_returns,
-                                "max_retries": spec.retries,
-                                "retry_exceptions": spec.retries > 0,
-                                "name": f"airflowdsl:{spec.name}"}
-        if spec.num_gpus:
-            opts["num_gpus"] = spec.num_gpus
-        if spec.memory:
-            opts["memory"] = spec.memory
-        if slotted:
-            from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-            opts["num_cpus"] = SLOT_CPU
-            opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
-                slots, placement_group_capture_child_tasks=False)
-        task = _task_options[key] = _remote_fn.options(**opts)
-    return task
+__all__ = ["SLOT_MEMORY", "RayCluster", "ship_by_value"]

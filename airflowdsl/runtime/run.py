@@ -16,8 +16,8 @@ class StepRun:
     """One step of one run.
 
     ``status``: ``succeeded`` (ran, or served from the cache: see ``cached``),
-    ``failed``, or ``skipped`` (not run: an upstream failed, or ``only=``
-    left it out).
+    ``failed``, ``cancelled`` (Ctrl-C), or ``skipped`` (not run: an upstream failed,
+    or ``only=`` left it out).
     """
 
     name: str
@@ -32,6 +32,7 @@ class StepRun:
     artifacts: list[str] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     reason: str = ""
+    progress: str = ""  # the latest progress a running step reported (epoch, round, trial)
 
     @property
     def duration_s(self) -> float | None:

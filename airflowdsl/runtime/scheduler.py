@@ -13,18 +13,52 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from airflowdsl.air.progress import StepContext
+from airflowdsl.errors import StalledError
 from airflowdsl.runtime.planner import StepPlan
-from airflowdsl.runtime.raycluster import step_task
+from airflowdsl.runtime.raycluster import RayCluster
+from airflowdsl.runtime.resources import Request
 from airflowdsl.runtime.tasks import Payload, StepFailed, Stored, dump_payload, pickle_fn
+from airflowdsl.runtime.watchdog import Stall
 
 Event = Callable[[str, str, dict[str, Any]], None]
+Admit = Callable[[str, list[str]], bool]
 
-#: Steps whose nested work (training actor groups, trials and their dataset
-#: ingestion) is sized against the whole cluster. Two at once on a small
-#: cluster starve each other's data ingestion for good (measured on 2 CPUs:
-#: two trainers' streaming splits each held a Ray Data budget of 0.5 CPU, too
-#: little for one 1-CPU read task), so they get ``heavy_slots`` at a time.
-HEAVY_KINDS = frozenset({"train", "tune"})
+#: How long the driver waits for a step to finish before it looks at Ctrl-C, the
+#: watchdog and progress again.
+POLL_S = 0.25
+
+
+class Control:
+    """The scheduler's collaborators for one run: a cancel flag (Ctrl-C), the stall
+    monitor, and a progress reader (``(step) -> (text, time) | None``)."""
+
+    def __init__(self, *, monitor: Any = None,
+                 progress: Callable[[str], tuple[str, float] | None] | None = None) -> None:
+        self.cancelled = False
+        self.monitor = monitor
+        self.progress = progress
+        self._seen: dict[str, float] = {}
+        self._last = 0.0
+
+    def progress_updates(self, running: list[str]) -> tuple[dict[str, str], tuple[Any, ...]]:
+        """New progress texts of running steps (at most once per ``POLL_S``), and the
+        progress signature the stall monitor compares."""
+        import time
+
+        updates: dict[str, str] = {}
+        now = time.monotonic()
+        if self.progress is not None and now - self._last >= POLL_S:
+            self._last = now
+            for name in running:
+                got = self.progress(name)
+                if got is not None and got[1] != self._seen.get(name):
+                    self._seen[name] = got[1]
+                    updates[name] = got[0]
+        return updates, tuple(sorted(self._seen.items()))
+
+    def stall(self, running: dict[str, Request], signature: tuple[Any, ...]) -> Stall | None:
+        return self.monitor.poll(running, signature) if self.monitor is not None else None
 
 
 def _args(plan: StepPlan, plans: dict[str, StepPlan], refs: dict[str, list[Any]]
@@ -48,22 +82,26 @@ def _args(plan: StepPlan, plans: dict[str, StepPlan], refs: dict[str, list[Any]]
 
 def _submit(name: str, plans: dict[str, StepPlan], refs: dict[str, list[Any]],
             store: str | None, info: dict[str, Any], fns: dict[int, bytes],
-            gate: str | None, slots: Any) -> Any:
+            gate: str | None, slots: Any, cluster: RayCluster,
+            context: StepContext | None) -> Any:
     plan = plans[name]
     args, values = _args(plan, plans, refs)
+    ctl = plan.ctl() if store else None  # the task resolves pending inputs from summaries
+    if ctl is not None:
+        values.extend(refs[u][-1] for u in ctl.upstreams)
     if gate is not None:  # an extra argument the task ignores: it starts after ``gate``
         values.append(refs[gate][-1])
     payload = Payload(name, pickle_fn(plan.spec.fn, fns), plan.params, args,
                       plan.spec.multi_output, plan.n_outputs, store, plan.key.digest,
-                      {**info, "step": name})
-    task = step_task(plan.spec, plan.n_outputs + 1, slots)
+                      {**info, "step": name}, context, cache=ctl)
+    task = cluster.step_task(plan.spec, plan.n_outputs + 1, slots)
     refs[name] = list(task.remote(dump_payload(payload), *values))
     return refs[name][-1]
 
 
 def _pick(todo: list[str], plans: dict[str, StepPlan], deps: dict[str, list[str]],
           refs: dict[str, list[Any]], inflight: list[str], finished: set[str],
-          run_slots: int, heavy_slots: int, ready_slots: int | None = None
+          run_slots: int, admit: Admit | None = None, ready_slots: int | None = None
           ) -> tuple[str | None, str | None]:
     """The next step to submit and the running step to queue it behind (or None).
 
@@ -71,18 +109,17 @@ def _pick(todo: list[str], plans: dict[str, StepPlan], deps: dict[str, list[str]
     wait on an unfinished step. Waiting steps start the moment what they wait on
     finishes, in Ray, without a round trip through the driver: a chain runs as fast as
     plain Ray tasks. A ready step finding every run slot taken waits behind the running
-    step with the fewest waiters (a lane), so a fan-out runs as ``run_slots`` chains:
-    zero-CPU step tasks each take a worker process, so more at once would spawn workers.
+    step with the fewest waiters (a lane), so a fan-out runs as ``run_slots`` chains.
     ``ready_slots`` (default ``run_slots``) bounds the ready steps instead when Ray
-    bounds them itself (step slots, see ``run``).
+    bounds them itself (step slots, see ``run``). ``admit(name, inflight)`` is the
+    resource model's admission rule for steps that hold CPUs (``resources.admits``).
     """
     ready = [n for n in inflight if all(u in finished for u in deps[n])]
     waiting = len(inflight) - len(ready)
-    heavy = sum(plans[n].spec.kind in HEAVY_KINDS for n in inflight)
     for i, name in enumerate(todo):
         if any(u not in refs for u in deps[name]):
             continue
-        if plans[name].spec.kind in HEAVY_KINDS and heavy >= heavy_slots:
+        if admit is not None and not admit(name, inflight):
             continue
         is_ready = all(u in finished for u in deps[name])
         if is_ready and len(ready) < (ready_slots or run_slots):
@@ -97,25 +134,52 @@ def _pick(todo: list[str], plans: dict[str, StepPlan], deps: dict[str, list[str]
 
 
 def run(plans: dict[str, StepPlan], *, store: str | None, info: dict[str, Any], emit: Event,
-        limit: int, run_slots: int = 2, heavy_slots: int = 1,
-        slots: Any = None) -> dict[str, list[Any]]:
-    """Submit the steps that must run (topological order; at most ``limit`` in flight,
-    at most ``heavy_slots`` train/tune steps) and wait for them; ``emit(name, status,
-    data)`` on each change. Returns the refs. With ``slots`` (``raycluster.step_slots``)
-    Ray bounds how many ready default steps run at once; without, ``_pick`` does (lanes)."""
+        cluster: RayCluster, control: Control | None = None,
+        contexts: dict[str, StepContext] | None = None) -> dict[str, list[Any]]:
+    """Submit the steps that must run (topological order; bounds from ``cluster.bounds``;
+    CPU-holding steps only as the resource model admits them) and wait for them;
+    ``emit(name, status, data)`` on each change (``progress`` carries ``{"text": ...}``).
+    Ready steps that ask for nothing run in the step slots (``cluster.step_slots``), so
+    Ray bounds them; without slots ``_pick`` queues them in lanes. ``control`` brings
+    Ctrl-C (``cancelled``), the stall watchdog and progress. Returns the refs."""
     import ray
 
+    from airflowdsl.runtime.resources import admits
+
+    control = control or Control()
+    limit, run_slots = cluster.bounds()
+    slots = cluster.step_slots(run_slots)
+    view = cluster.view()
     todo = [n for n, p in plans.items() if p.action == "run"]
+    requests = {n: Request.of(plans[n].spec) for n in todo}
     refs: dict[str, list[Any]] = {}
     pending: dict[Any, str] = {}
     deps = {n: [u for u, _ in plans[n].inputs.values() if u in todo] for n in todo}
     finished: set[str] = set()
+    running: dict[str, Request] = {}
     fns: dict[int, bytes] = {}
     failed = False
+
+    def admit(name: str, inflight: list[str]) -> bool:
+        held = sum(requests[n].cpus for n in inflight)
+        return admits(held, requests[name], view)
+
+    def start(name: str) -> None:
+        running[name] = requests[name]
+        emit(name, "running", {})
+
+    def stop(names: list[str], status: str, data: dict[str, Any]) -> None:
+        for ref, n in list(pending.items()):
+            if n in names:
+                ray.cancel(ref, force=True)
+                pending.pop(ref)
+                running.pop(n, None)
+                emit(n, status, data)
+
     while todo or pending:
-        while len(pending) < limit and not failed:
+        while len(pending) < limit and not failed and not control.cancelled:
             name, gate = _pick(todo, plans, deps, refs, list(pending.values()), finished,
-                               run_slots, heavy_slots, limit if slots is not None else None)
+                               run_slots, admit, limit if slots is not None else None)
             if name is None:
                 break
             if gate is not None:
@@ -127,18 +191,25 @@ def run(plans: dict[str, StepPlan], *, store: str | None, info: dict[str, Any], 
             # there are at most ``run_slots`` of them, and a slotted task waiting on a
             # dependency is slower to start (measured: a chain 1.7x bare Ray, 1.4x plain).
             pending[_submit(name, plans, refs, store, info, fns, gate,
-                            slots if ready else None)] = name
+                            slots if ready else None, cluster,
+                            (contexts or {}).get(name))] = name
             if ready:
-                emit(name, "running", {})
+                start(name)
+        if control.cancelled:
+            stop(list(pending.values()), "cancelled", {})
+            for name in todo:
+                emit(name, "cancelled", {})
+            return refs
         if failed:
             for name in todo:
                 emit(name, "skipped", {})
             todo = []
         if not pending:
             break
-        done, _ = ray.wait(list(pending), num_returns=1)
+        done, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
         for ref in done:
             name = pending.pop(ref)
+            running.pop(name, None)
             try:
                 summary = ray.get(ref)
             except Exception as exc:  # noqa: BLE001 - classified below
@@ -150,8 +221,15 @@ def run(plans: dict[str, StepPlan], *, store: str | None, info: dict[str, Any], 
             finished.add(name)
             emit(name, "succeeded", summary)
             for n in pending.values():
-                if name in deps[n] and all(u in finished for u in deps[n]):
-                    emit(n, "running", {})
+                if name in deps[n] and all(u in finished for u in deps[n]) and n not in running:
+                    start(n)
+        updates, signature = control.progress_updates(list(running))
+        for name, text in updates.items():
+            emit(name, "progress", {"text": text})
+        stall = control.stall(running, (len(finished), signature))
+        if stall is not None:
+            stop(list(stall.steps), "failed", {"exception": StalledError(stall.message)})
+            failed = True
         if failed:
             for ref, n in list(pending.items()):
                 if any(u not in finished for u in deps[n]):

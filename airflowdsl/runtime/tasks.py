@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import os
 import pickle
+import sys
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from airflowdsl.air import progress
+from airflowdsl.air.progress import StepContext
 from airflowdsl.errors import StepFailed
 from airflowdsl.runtime import serializers
 from airflowdsl.runtime.store import ArtifactStore, Manifest
@@ -44,6 +49,7 @@ class Payload:
     store: str | None  # None: persistence off
     key: str
     info: dict[str, Any]
+    context: StepContext | None = None  # run/step, log file, resource-wait limit
 
 
 _SIMPLE = (int, float, str, bool, type(None), bytes)
@@ -126,9 +132,49 @@ def metrics_of(outputs: tuple[Any, ...]) -> dict[str, float]:
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
+@contextmanager
+def step_context(ctx: StepContext | None) -> Iterator[None]:
+    """Bind ``ctx`` for the step (``air.progress``) and send this process's stdout and
+    stderr (file descriptors 1 and 2: Python, C libraries, Ray Data's logging) to the
+    step's log file while it runs."""
+    if ctx is None:
+        yield
+        return
+    previous = progress.bind(ctx)
+    saved: tuple[int, int] | None = None
+    if ctx.log_path:
+        try:
+            os.makedirs(os.path.dirname(ctx.log_path), exist_ok=True)
+            fd = os.open(ctx.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            saved = (os.dup(1), os.dup(2))
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            os.close(fd)
+        except OSError:  # an unwritable log folder must not fail the step
+            saved = None
+    try:
+        yield
+    finally:
+        progress.bind(previous)
+        if saved is not None:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
 def run_step(blob: bytes, *values: Any) -> tuple[Any, ...]:
-    started = time.time()
     p: Payload = pickle.loads(blob)
+    with step_context(p.context):
+        return _run_step(p, values)
+
+
+def _run_step(p: Payload, values: tuple[Any, ...]) -> tuple[Any, ...]:
+    started = time.time()
     try:
         result = _unpickle_fn(p.fn)(**_gather(p, values))
     except Exception as exc:

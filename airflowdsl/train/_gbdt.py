@@ -50,7 +50,6 @@ class GBDTTrainer(DataParallelTrainer):
     _module: ClassVar[str]
     _extra: ClassVar[str]
     _train_loop: ClassVar[Any]  # staticmethod: the per-worker loop
-    streaming_ingest = False  # each worker loads its whole shard: split in the driver
 
     def __init__(
         self,

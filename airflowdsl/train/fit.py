@@ -11,9 +11,11 @@ from typing import Any, Protocol
 
 import ray
 
+from airflowdsl.air import progress
 from airflowdsl.air import session as air_session
 from airflowdsl.air.checkpoint import Checkpoint
 from airflowdsl.air.config import FailureConfig, RunConfig, ScalingConfig
+from airflowdsl.air.resources import free_for_nested
 from airflowdsl.air.result import Result
 from airflowdsl.errors import TrainingFailedError
 from airflowdsl.train.backend import Backend
@@ -35,7 +37,6 @@ class FitTrainer(Protocol):
     datasets: dict[str, Any]
     resume_from_checkpoint: Checkpoint | None
     split_datasets: tuple[str, ...]
-    streaming_ingest: bool
 
     def make_backend(self) -> Backend: ...
 
@@ -79,6 +80,7 @@ class _FitState:
         for cb in self.callbacks:
             if hasattr(cb, "on_report"):
                 cb.on_report(row, ckpt)
+        progress.publish(progress_text(self.iteration, metrics))
 
     def rewind(self) -> None:
         """Before a restart: forget reports after the checkpoint we resume from."""
@@ -98,6 +100,13 @@ class _FitState:
             metrics_history=list(self.history),
             best_checkpoints=self.manager.ranked(),
         )
+
+
+def progress_text(iteration: int, metrics: dict[str, Any]) -> str:
+    """``iter 3 loss=0.41 acc=0.9``: the iteration and up to three numeric metrics."""
+    shown = [f"{k}={v:.4g}" for k, v in metrics.items()
+             if isinstance(v, (int, float)) and not isinstance(v, bool)][:3]
+    return " ".join([f"iter {iteration}", *shown])
 
 
 def run_fit(trainer: FitTrainer) -> Result:
@@ -161,22 +170,18 @@ def _run_local(trainer: FitTrainer, state: _FitState) -> None:
         call_loop(trainer.train_loop_per_worker, trainer.train_loop_config)
 
 
-def _shard_datasets(trainer: FitTrainer, n: int, cpus_held: float) -> list[dict[str, Any]]:
+def _shard_datasets(trainer: FitTrainer, n: int) -> list[dict[str, Any]]:
+    """Data first, then reservations (docs/runtime.md, "Resource model"): every dataset
+    is materialized here, before the worker group is placed, so training never waits on
+    a Ray Data task while its actors hold the CPUs that task needs; ``split_datasets``
+    are then split in this process (milliseconds, no SplitCoordinator), the others are
+    given whole to every worker."""
     per_rank: list[dict[str, Any]] = [{} for _ in range(n)]
     for name, ds in trainer.datasets.items():
-        # Already materialized (from_pandas, a previous step's output): splitting its blocks
-        # here costs milliseconds and spares the SplitCoordinator process (seconds of CPU).
-        if not trainer.streaming_ingest or _is_materialized(ds):
-            parts = ds.split(n, equal=True) if name in trainer.split_datasets else [ds.materialize()] * n
-            for rank, part in enumerate(parts):
-                per_rank[rank][name] = part.iterator()
-        elif name in trainer.split_datasets:
-            _exclude_training_cpus(ds, cpus_held)
-            for rank, it in enumerate(ds.streaming_split(n, equal=True)):
-                per_rank[rank][name] = it
-        else:
-            for rank in range(n):
-                per_rank[rank][name] = ds.iterator()
+        ready = ds if _is_materialized(ds) else ds.materialize()
+        parts = ready.split(n, equal=True) if name in trainer.split_datasets else [ready] * n
+        for rank, part in enumerate(parts):
+            per_rank[rank][name] = part.iterator()
     return per_rank
 
 
@@ -186,24 +191,12 @@ def _is_materialized(ds: Any) -> bool:
     return isinstance(ds, MaterializedDataset)
 
 
-def _exclude_training_cpus(ds: Any, cpus: float) -> None:
-    """Tell Ray Data the CPUs the training actors hold, so it plans with what is left."""
-    try:
-        from ray.data._internal.execution.interfaces import ExecutionResources
-
-        ds.context.execution_options.exclude_resources = ExecutionResources(cpu=cpus)
-    except Exception:  # noqa: BLE001 - best effort across Ray versions
-        pass
-
-
 def _run_group(trainer: FitTrainer, state: _FitState) -> None:
     scaling = trainer.scaling_config
     n = scaling.num_workers
-    resources = scaling.worker_resources(cluster_cpus=ray.cluster_resources().get("CPU", 1))
+    resources = scaling.worker_resources(cluster_cpus=free_for_nested().get("CPU", 1.0))
     backend = trainer.make_backend()
-    # Split first: Ray Data's SplitCoordinator actor then starts while the workers start,
-    # instead of after them, when the loops would sit waiting for their first batch.
-    shards = _shard_datasets(trainer, n, resources.get("CPU", 0) * n)
+    shards = _shard_datasets(trainer, n)
     group = WorkerGroup(num_workers=n, resources=resources,
                         placement_strategy=scaling.placement_strategy, env=backend.worker_env,
                         preimport=backend.worker_imports)

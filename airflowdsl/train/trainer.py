@@ -63,11 +63,6 @@ class DataParallelTrainer(BaseTrainer):
     backend_cls: type[Backend] = Backend
     #: datasets split across workers; the others are given whole to every worker
     split_datasets: tuple[str, ...] = ("train",)
-    #: True: ``streaming_split`` (a SplitCoordinator actor feeds the workers as they read).
-    #: False: every dataset is materialized once in the driver and split there -- for loops
-    #: that load their whole shard anyway (GBDT): no coordinator process to start, and an
-    #: eval set read by every worker is executed once, not once per worker.
-    streaming_ingest: bool = True
 
     def __init__(
         self,

@@ -21,7 +21,10 @@ import ray
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+from airflowdsl.air import progress
 from airflowdsl.air import session as air_session
+from airflowdsl.air.resources import describe, free_for_nested, own_resources, wait_placement
+from airflowdsl.errors import ResourceError
 
 
 def free_port() -> int:
@@ -44,8 +47,11 @@ def _short_traceback(exc: BaseException) -> str:
 class _TrainWorker:
     """One training worker process (a Ray actor with a thread for the user's loop)."""
 
-    def __init__(self, env: dict[str, str], preimport: tuple[str, ...] = ()) -> None:
+    def __init__(self, env: dict[str, str], preimport: tuple[str, ...] = (),
+                 log_path: str | None = None) -> None:
         os.environ.update(env)
+        if log_path:
+            _append_output_to(log_path)
         self._reports: queue.Queue[dict[str, Any]] = queue.Queue()
         if preimport:
             threading.Thread(target=_preimport, args=(preimport,), daemon=True,
@@ -92,6 +98,21 @@ class _TrainWorker:
                 return out
 
 
+def _append_output_to(path: str) -> None:
+    """Send this worker process's stdout/stderr to the step's log file (for its life)."""
+    import sys
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError:  # the log lives on another node's disk: keep Ray's own log
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
 def _preimport(modules: tuple[str, ...]) -> None:
     """Import ``modules`` (a background thread); a failure is left to the real import."""
     for name in modules:
@@ -130,10 +151,11 @@ class WorkerGroup:
             pg: PlacementGroup = enclosing
         else:
             _check_fits(resources, num_workers)
-            bundle = {k: v for k, v in resources.items() if v}
+            bundle = {k: v for k, v in resources.items() if v} or {"memory": 2**20}
             self._own_pg = pg = placement_group([dict(bundle) for _ in range(num_workers)],
                                                 strategy=placement_strategy)
-            ray.get(pg.ready())
+            wait_placement(pg, what=f"the {num_workers}-worker training group",
+                           asks=f"{num_workers} x {{{describe(bundle)}}} ({placement_strategy})")
         opts: dict[str, Any] = {
             "num_cpus": resources.get("CPU", 0),
             "num_gpus": resources.get("GPU", 0),
@@ -150,8 +172,11 @@ class WorkerGroup:
             # already have imported a framework, e.g. Keras 3 before TF_USE_LEGACY_KERAS)
             opts["runtime_env"] = {"env_vars": dict(env)}
         actor_cls = ray.remote(_TrainWorker)
-        self.workers: list[Any] = [actor_cls.options(**opts).remote(env or {}, tuple(preimport))
-                                   for _ in range(num_workers)]
+        ctx = progress.current()
+        log_path = ctx.log_path if ctx is not None else None
+        self.workers: list[Any] = [
+            actor_cls.options(**opts).remote(env or {}, tuple(preimport), log_path)
+            for _ in range(num_workers)]
         self.infos: list[dict[str, Any]] = ray.get([w.node_info.remote() for w in self.workers])
         self._rank_workers_by_node()
 
@@ -209,15 +234,19 @@ def _enclosing_placement_group() -> PlacementGroup | None:
 
 
 def _check_fits(resources: dict[str, float], num_workers: int) -> None:
-    """Fail at once (instead of waiting forever) when the cluster can never host the group."""
-    total = ray.cluster_resources()
+    """Fail at once (instead of waiting forever) when the cluster, less what the calling
+    step holds itself, can never host the group."""
+    total = free_for_nested()
     for key, amount in resources.items():
         need = amount * num_workers
         if need and total.get(key, 0) + 1e-9 < need:
-            raise ValueError(
-                f"ScalingConfig asks for {num_workers} workers x {amount} {key} = {need} {key}, "
-                f"but the Ray cluster has {total.get(key, 0)} {key} in all: lower num_workers "
-                f"or resources_per_worker (or use_gpu=False)"
+            held = own_resources().get(key, 0.0)
+            mine = f" (the calling step holds {held:g} of them)" if held else ""
+            raise ResourceError(
+                f"ScalingConfig asks for {num_workers} workers x {amount:g} {key} = {need:g} "
+                f"{key}, but only {total.get(key, 0):g} {key} of the Ray cluster can ever be "
+                f"free for it{mine}: lower num_workers or resources_per_worker (or "
+                f"use_gpu=False), or num_cpus= of the step"
             )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+from airflowdsl.runtime.resources import ClusterView, Request, admits
 from airflowdsl.runtime.scheduler import _pick
 
 
@@ -14,7 +15,8 @@ def _plans(kinds: dict[str, str]) -> dict[str, Any]:
 
 
 def _submit_all(deps: dict[str, list[str]], *, finished: set[str], slots: int = 2,
-                kinds: dict[str, str] | None = None) -> list[tuple[str, str | None]]:
+                kinds: dict[str, str] | None = None, admit: Any = None
+                ) -> list[tuple[str, str | None]]:
     """Submit until ``_pick`` says stop; nothing finishes meanwhile except ``finished``."""
     plans = _plans({n: (kinds or {}).get(n, "step") for n in deps})
     todo = [n for n in deps if n not in finished]
@@ -22,7 +24,7 @@ def _submit_all(deps: dict[str, list[str]], *, finished: set[str], slots: int = 
     inflight: list[str] = []
     picked = []
     while True:
-        name, gate = _pick(todo, plans, deps, refs, inflight, finished, slots, 1)
+        name, gate = _pick(todo, plans, deps, refs, inflight, finished, slots, admit)
         if name is None:
             return picked
         if gate is not None:
@@ -51,11 +53,17 @@ def test_dependents_of_one_running_step_are_bounded_too() -> None:
     assert _submit_all(deps, finished=set()) == [("s", None), ("x0", None), ("x1", None)]
 
 
-def test_train_steps_take_the_heavy_slot_one_at_a_time() -> None:
-    deps = {"t1": [], "t2": [], "p": []}
-    picked = _submit_all(deps, finished=set(), kinds={"t1": "train", "t2": "train"})
-    assert picked[0] == ("t1", None) and ("p", None) in picked
-    assert all(n != "t2" for n, _ in picked)
+def test_cpu_holding_steps_wait_for_admission() -> None:
+    """The resource model's admission (2 CPUs: steps may hold 1 CPU together): a second
+    1-CPU step is not submitted while the first is in flight; zero-CPU steps are."""
+    cpus = {"a": 1.0, "b": 1.0, "p": 0.0}
+    view = ClusterView({"CPU": 2.0}, ({"CPU": 2.0},))
+
+    def admit(name: str, inflight: list[str]) -> bool:
+        return admits(sum(cpus[n] for n in inflight), Request(cpus=cpus[name]), view)
+
+    picked = _submit_all({"a": [], "b": [], "p": []}, finished=set(), admit=admit)
+    assert picked == [("a", None), ("p", None)]
 
 
 def test_with_step_slots_ready_steps_are_left_to_ray() -> None:
@@ -65,7 +73,7 @@ def test_with_step_slots_ready_steps_are_left_to_ray() -> None:
     plans = _plans({n: "step" for n in deps})
     todo, refs, inflight, picked = [f"x{i}" for i in range(8)], {"s": [object()]}, [], []
     while len(inflight) < 5:
-        name, gate = _pick(todo, plans, deps, refs, inflight, {"s"}, 2, 1, ready_slots=5)
+        name, gate = _pick(todo, plans, deps, refs, inflight, {"s"}, 2, ready_slots=5)
         if name is None:
             break
         refs[name] = [object()]

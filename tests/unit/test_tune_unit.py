@@ -40,11 +40,16 @@ def test_tune_config_validates() -> None:
 
 def test_trial_bundles_match_the_worker_group() -> None:
     trainer = DataParallelTrainer(_loop, scaling_config=ScalingConfig(num_workers=2))
-    assert trial_bundles(trainer, cluster_cpus=2) == [{}, {"CPU": 0.25}, {"CPU": 0.25}]
+    # the resource model's default: a group leaves one whole CPU (2 CPUs: 2 x 0.5)
+    assert trial_bundles(trainer, cluster_cpus=2) == [{}, {"CPU": 0.5}, {"CPU": 0.5}]
     local = DataParallelTrainer(_loop, scaling_config=ScalingConfig(num_workers=0))
     assert trial_bundles(local, cluster_cpus=2) == [{"CPU": 1.0}]
-    assert _default_concurrency(trainer, trial_bundles(trainer, cluster_cpus=2), 2) == 2
-    assert _default_concurrency(trainer, trial_bundles(trainer, cluster_cpus=16), 16) == 8
+    # trainer trials get materialized data: no reserve, as many trials as fit
+    assert _default_concurrency(trial_bundles(trainer, cluster_cpus=2), 2, reserve=0.0) == 2
+    assert _default_concurrency(trial_bundles(trainer, cluster_cpus=16), 16, reserve=0.0) == 8
+    # function trials keep a CPU free for data they may read lazily
+    assert _default_concurrency([{"CPU": 1.0}], 2, reserve=1.0) == 1
+    assert _default_concurrency([{"CPU": 4.0}], 2, reserve=1.0) == 1  # at least one
 
 
 def test_tuner_defaults_to_the_trainers_run_config() -> None:

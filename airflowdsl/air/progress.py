@@ -1,0 +1,95 @@
+"""The step context of a worker process, and progress reports from inside a step.
+
+A pipeline step runs in a Ray worker; the runtime installs a :class:`StepContext` there
+for the step's duration (``bind``). Code running inside the step -- a trainer's fit
+controller, a Tuner's trial loop -- calls :func:`publish` with a short progress text
+("epoch 3/10 loss=0.41", "trial 2/4 done"). The text goes to Ray's internal key-value
+store under the run and step, where the driver reads it for its live table and its
+stall watchdog (a step that reports progress is not stuck). Outside a step (a plain
+script, a unit test) ``publish`` does nothing.
+
+This module is the lowest layer (``air``): the runtime and the trainers both use it,
+neither imports the other.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+#: Ray internal-KV namespace of progress records.
+NAMESPACE = "airflowdsl-progress"
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Which run and step this worker process is executing, where its log goes, and how
+    long a wait for resources may last inside it (None: no limit)."""
+
+    run_id: str
+    step: str
+    log_path: str | None = None
+    pending_timeout: float | None = 60.0
+
+
+_current: StepContext | None = None
+
+
+def bind(ctx: StepContext | None) -> StepContext | None:
+    """Install ``ctx`` as this process's step context; returns the previous one."""
+    global _current
+    previous, _current = _current, ctx
+    return previous
+
+
+def current() -> StepContext | None:
+    """The step this process is running, or None outside a pipeline step."""
+    return _current
+
+
+def key(run_id: str, step: str) -> bytes:
+    return f"{run_id}/{step}".encode()
+
+
+def publish(text: str) -> None:
+    """Report progress of the current step (a no-op outside a step or without Ray)."""
+    ctx = _current
+    if ctx is None:
+        return
+    try:
+        from ray.experimental import internal_kv
+
+        record = json.dumps({"text": text[:200], "time": time.time()})
+        internal_kv._internal_kv_put(key(ctx.run_id, ctx.step), record.encode(),
+                                     overwrite=True, namespace=NAMESPACE)
+    except Exception:  # noqa: BLE001 - progress is informative; never fail a step for it
+        return
+
+
+def read(run_id: str, step: str) -> tuple[str, float] | None:
+    """The latest ``(text, time)`` a running step published (driver side), or None."""
+    try:
+        from ray.experimental import internal_kv
+
+        raw = internal_kv._internal_kv_get(key(run_id, step), namespace=NAMESPACE)
+    except Exception:  # noqa: BLE001 - Ray not connected
+        return None
+    if not raw:
+        return None
+    record = json.loads(raw)
+    return str(record["text"]), float(record["time"])
+
+
+def clear(run_id: str, steps: list[str]) -> None:
+    """Forget a finished run's progress records (driver side)."""
+    try:
+        from ray.experimental import internal_kv
+
+        for step in steps:
+            internal_kv._internal_kv_del(key(run_id, step), namespace=NAMESPACE)
+    except Exception:  # noqa: BLE001 - Ray already gone
+        return
+
+
+__all__ = ["NAMESPACE", "StepContext", "bind", "clear", "current", "publish", "read"]
