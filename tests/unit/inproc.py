@@ -9,6 +9,7 @@ from typing import Any
 
 import cloudpickle
 
+from airflowdsl.runtime import tasks
 from airflowdsl.runtime.planner import make_plan
 from airflowdsl.runtime.store import ArtifactStore
 from airflowdsl.runtime.tasks import Payload, Stored, run_step
@@ -18,6 +19,7 @@ def run_inproc(compiled: Any, st: ArtifactStore, **kw: Any) -> dict[str, str]:
     """``step -> "cached" | "served" | "computed" | "skip"`` (served: found stored by the
     task itself, e.g. early cutoff after an upstream re-ran with identical output)."""
     plans = make_plan(compiled, st, **kw)
+    tasks._FNS.clear()  # functions pickle by reference here: resolve them afresh
     manifests: dict[str, Any] = {}
     status: dict[str, str] = {}
     for name, plan in plans.items():
