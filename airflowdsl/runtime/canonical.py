@@ -28,7 +28,7 @@ def digest(data: bytes, size: int = 32) -> str:
     return hashlib.sha256(data).hexdigest()[:size]
 
 
-class NotCanonical(TypeError):
+class _NotCanonical(TypeError):
     """``value`` has no canonical form other than its pickle (raised in strict mode)."""
 
 
@@ -42,7 +42,7 @@ def try_canonical(value: Any) -> bytes | None:
     _STATE.strict = True
     try:
         return canonical(value)
-    except (NotCanonical, RecursionError):
+    except (_NotCanonical, RecursionError):
         return None
     finally:
         _STATE.strict = outer
@@ -50,13 +50,14 @@ def try_canonical(value: Any) -> bytes | None:
 
 def _pickled(value: Any) -> bytes:
     if getattr(_STATE, "strict", False):
-        raise NotCanonical(type(value).__qualname__)
+        raise _NotCanonical(type(value).__qualname__)
     import cloudpickle
 
-    return _tagged("pickle", cloudpickle.dumps(value))
+    return tagged("pickle", cloudpickle.dumps(value))
 
 
-def _tagged(tag: str, *parts: bytes) -> bytes:
+def tagged(tag: str, *parts: bytes) -> bytes:
+    """``tag``, a NUL, then each part length-prefixed: unambiguous concatenation."""
     body = b"".join(len(p).to_bytes(8, "little") + p for p in parts)
     return tag.encode() + b"\x00" + body
 
@@ -66,11 +67,11 @@ def canonical(value: Any) -> bytes:
     """Canonical bytes of ``value`` for hashing."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-        return _tagged("dc:" + _typename(type(value)), canonical(fields))
+        return tagged("dc:" + _typename(type(value)), canonical(fields))
     if hasattr(value, "model_dump") and hasattr(type(value), "model_fields"):
-        return _tagged("pyd:" + _typename(type(value)), canonical(value.model_dump()))
+        return tagged("pyd:" + _typename(type(value)), canonical(value.model_dump()))
     if isinstance(value, type):
-        return _tagged("type", _typename(value).encode())
+        return tagged("type", _typename(value).encode())
     mod = type(value).__module__
     if mod.startswith("numpy"):
         return _numpy(value)
@@ -88,40 +89,40 @@ def _typename(t: type) -> str:
 @canonical.register(int)
 @canonical.register(str)
 def _scalar(value: Any) -> bytes:
-    return _tagged(type(value).__name__, json.dumps(value).encode())
+    return tagged(type(value).__name__, json.dumps(value).encode())
 
 
 @canonical.register(float)
 def _float(value: float) -> bytes:
-    return _tagged("float", repr(value).encode())
+    return tagged("float", repr(value).encode())
 
 
 @canonical.register(bytes)
 def _bytes(value: bytes) -> bytes:
-    return _tagged("bytes", value)
+    return tagged("bytes", value)
 
 
 @canonical.register(list)
 @canonical.register(tuple)
 def _seq(value: Any) -> bytes:
-    return _tagged(type(value).__name__, *(canonical(v) for v in value))
+    return tagged(type(value).__name__, *(canonical(v) for v in value))
 
 
 @canonical.register(set)
 @canonical.register(frozenset)
 def _set(value: Any) -> bytes:
-    return _tagged("set", *sorted(canonical(v) for v in value))
+    return tagged("set", *sorted(canonical(v) for v in value))
 
 
 @canonical.register(dict)
 def _dict(value: dict[Any, Any]) -> bytes:
     items = sorted((canonical(k), canonical(v)) for k, v in value.items())
-    return _tagged("dict", *(k + v for k, v in items))
+    return tagged("dict", *(k + v for k, v in items))
 
 
 @canonical.register(enum.Enum)
 def _enum(value: enum.Enum) -> bytes:
-    return _tagged("enum:" + _typename(type(value)), canonical(value.value))
+    return tagged("enum:" + _typename(type(value)), canonical(value.value))
 
 
 @canonical.register(pathlib.PurePath)
@@ -130,7 +131,7 @@ def _enum(value: enum.Enum) -> bytes:
 @canonical.register(dt.time)
 @canonical.register(dt.timedelta)
 def _by_str(value: Any) -> bytes:
-    return _tagged(_typename(type(value)), str(value).encode())
+    return tagged(_typename(type(value)), str(value).encode())
 
 
 def _numpy(value: Any) -> bytes:
@@ -138,9 +139,9 @@ def _numpy(value: Any) -> bytes:
 
     if isinstance(value, np.ndarray) and value.dtype != object:
         arr = np.ascontiguousarray(value)
-        return _tagged("ndarray", str(arr.dtype).encode(), repr(arr.shape).encode(), arr.tobytes())
+        return tagged("ndarray", str(arr.dtype).encode(), repr(arr.shape).encode(), arr.tobytes())
     if isinstance(value, np.generic):
-        return _tagged("np:" + str(value.dtype), value.tobytes())
+        return tagged("np:" + str(value.dtype), value.tobytes())
     return _pickled(value)
 
 
@@ -150,5 +151,5 @@ def _pandas(value: Any) -> bytes:
     if isinstance(value, (pd.DataFrame, pd.Series)):
         hashed = pd.util.hash_pandas_object(value, index=True).values.tobytes()
         cols = repr(list(value.columns) if isinstance(value, pd.DataFrame) else value.name)
-        return _tagged("pandas", cols.encode(), repr(list(value.dtypes.astype(str)) if isinstance(value, pd.DataFrame) else str(value.dtype)).encode(), hashed)
+        return tagged("pandas", cols.encode(), repr(list(value.dtypes.astype(str)) if isinstance(value, pd.DataFrame) else str(value.dtype)).encode(), hashed)
     return _pickled(value)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflowdsl.runtime import libversions
-from airflowdsl.runtime.canonical import _tagged, canonical, digest, try_canonical
+from airflowdsl.runtime.canonical import canonical, digest, tagged, try_canonical
 from airflowdsl.runtime.codescan import (
     Ref,
     is_missing,
@@ -77,7 +77,7 @@ def _code_bytes(code: types.CodeType) -> bytes:
     """A code object without line numbers: bytecode, constants, names."""
     consts = [_code_bytes(c) if isinstance(c, types.CodeType) else
               (try_canonical(c) or repr(c).encode()) for c in code.co_consts]
-    return _tagged("code", code.co_code, *consts, repr(code.co_names).encode(),
+    return tagged("code", code.co_code, *consts, repr(code.co_names).encode(),
                    repr(code.co_varnames).encode(), repr(code.co_freevars).encode(),
                    repr((code.co_argcount, code.co_kwonlyargcount, code.co_flags)).encode())
 
@@ -219,23 +219,23 @@ def project_modules(fn: Callable[..., Any]) -> set[str]:
 def _function(fn: types.FunctionType) -> bytes:
     """A function value (a lambda in a dict, a callback param): its code fingerprint."""
     if not is_project_local(fn):
-        return _tagged("libfn", _qualname(fn).encode())
+        return tagged("libfn", _qualname(fn).encode())
     busy: set[int] = getattr(_LOCAL, "busy", set())
     if id(fn) in busy:  # a function reachable from itself through a value
-        return _tagged("fnref", _qualname(fn).encode())
+        return tagged("fnref", _qualname(fn).encode())
     _LOCAL.busy = busy | {id(fn)}
     try:
-        return _tagged("fn", canonical(code_fingerprint(fn)))
+        return tagged("fn", canonical(code_fingerprint(fn)))
     finally:
         _LOCAL.busy = busy
 
 
 @canonical.register(functools.partial)
 def _partial(p: functools.partial[Any]) -> bytes:
-    return _tagged("partial", canonical(p.func), canonical(tuple(p.args)),
+    return tagged("partial", canonical(p.func), canonical(tuple(p.args)),
                    canonical(dict(p.keywords)))
 
 
 @canonical.register(types.BuiltinFunctionType)
 def _builtin(fn: Any) -> bytes:
-    return _tagged("builtin", f"{getattr(fn, '__module__', '')}.{fn.__qualname__}".encode())
+    return tagged("builtin", f"{getattr(fn, '__module__', '')}.{fn.__qualname__}".encode())
