@@ -326,7 +326,16 @@ class Tuner:
         self.run_config = run_config
 
     def fit(self) -> ResultGrid:
-        """Run every trial; trial errors are in the grid (``errors``), not raised."""
+        """Run every trial on Ray Tune (starting a local Ray when none is running).
+
+        Returns:
+            The ``ResultGrid``: one ``Result`` per trial; trial errors are in the grid
+            (``errors``, ``num_errors``), not raised.
+
+        Raises:
+            TypeError: ``run_config.callbacks`` holds something other than
+                ``ray.tune.Callback`` instances.
+        """
         import ray
         from ray import tune
 

@@ -93,8 +93,18 @@ class CompiledPipeline:
     @classmethod
     def from_graph(cls, name: str, graph: nx.DiGraph, *, params: dict[str, Any] | None = None,
                    outputs: Outputs = None) -> CompiledPipeline:
-        """Check a hand-built graph (nodes from ``add_node``; edges are derived from each
-        node's ``inputs``). Raises ``CompileError`` on unknown steps, types, cycles."""
+        """Check a hand-built graph and wrap it.
+
+        Args:
+            name: the pipeline's name.
+            graph: nodes made with ``add_node`` (edges are derived from each node's
+                ``inputs``; edges already there are relabelled).
+            params: the pipeline parameters to record.
+            outputs: what the pipeline returns (``OutputRef``s).
+
+        Raises:
+            CompileError: unknown upstream steps, edge type mismatches, cycles (all listed).
+        """
         g = graph.copy()
         for node in list(g.nodes):
             if "spec" in g.nodes[node]:
@@ -117,14 +127,29 @@ class CompiledPipeline:
         return list(self.order)
 
     def run(self, **kwargs: Any) -> Any:
-        """Execute on Ray (``store=``, ``force=``, ``from_step=``, ``only=``)."""
+        """Execute on Ray with caching; returns the finished ``runtime.run.Run``.
+
+        Args:
+            **kwargs: passed to ``runtime.executor.execute``: ``store=`` (root or URI of
+                the artifact store), ``force=`` (ignore the cache), ``from_step=``,
+                ``only=``, ``pending_timeout=``, ...
+
+        Raises:
+            ResourceError: a step asks for more than the cluster can ever give. A step's
+                own failure does not raise: the ``Run`` is ``failed`` (see
+                ``Run.raise_for_status``).
+        """
         from airflowdsl.runtime.executor import execute
 
         return execute(self, **kwargs)
 
     def render(self, path: str | os.PathLike[str], *,
                status: dict[str, str] | None = None) -> Path:
-        """Draw the DAG; the suffix picks the format (.svg .png .pdf .dot .mmd)."""
+        """Draw the DAG; the suffix picks the format (.svg .png .pdf .dot .mmd).
+
+        Raises:
+            ValueError: an unknown suffix (see ``dsl.render.render``).
+        """
         from airflowdsl.dsl.render import render
 
         return render(self, path, status=status)

@@ -50,8 +50,18 @@ class Pipeline:
         return Pipeline(self.fn, name=name)
 
     def compile(self, **params: Any) -> CompiledPipeline:
-        """Validate ``params``, trace the body, check the DAG. Runs no step; raises
-        ``CompileError`` listing every problem found."""
+        """Validate ``params``, trace the body, check the DAG. Runs no step.
+
+        Args:
+            **params: the pipeline's parameters (validated and coerced by pydantic).
+
+        Returns:
+            The typed, checked ``CompiledPipeline``.
+
+        Raises:
+            CompileError: every problem found (bad parameters, type mismatches on edges,
+                missing or unknown inputs, plain values for artifacts, cycles), at once.
+        """
         values, problems = validate_params(self.name, self._model, self.signature,
                                            self.param_types, params)
         if problems:
@@ -88,8 +98,21 @@ class Pipeline:
 
     def run(self, *, store: Any = None, force: bool = False, from_step: str | None = None,
             only: Any = None, pending_timeout: float | None = 60.0, **params: Any) -> Any:
-        """Compile with ``params`` and execute on Ray (see ``runtime.executor.execute``;
-        ``pending_timeout``: seconds nested Ray work may wait for resources, None: no limit)."""
+        """Compile with ``params`` and execute on Ray; returns the finished ``Run``.
+
+        Args:
+            store: root or URI of the artifact store (default ``.airflowdsl/``).
+            force: run every step, ignoring the cache.
+            from_step: rerun this step and everything downstream of it.
+            only: run only these steps (their inputs come from the store).
+            pending_timeout: seconds nested Ray work may wait for resources with no
+                progress (None: no limit); see ``runtime.executor.execute``.
+            **params: the pipeline's parameters.
+
+        Raises:
+            CompileError: as ``compile``; nothing runs.
+            ResourceError: a step asks for more than the cluster can ever give.
+        """
         compiled = self.compile(**params)
         return compiled.run(store=store, force=force, from_step=from_step, only=only,
                             pending_timeout=pending_timeout)
