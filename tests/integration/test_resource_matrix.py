@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 import resource_matrix as rm
+
 from airflowdsl.errors import ResourceError
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 import stall_pipelines as sp
 from conftest import RESOURCES, ROOT
 
