@@ -1,4 +1,4 @@
-"""``airflowdsl runs``, ``airflowdsl show RUN_ID``, ``airflowdsl cache ls|clear``."""
+"""``airflowdsl runs``, ``airflowdsl show RUN_ID``, ``airflowdsl cache ls|clear|gc``."""
 
 from __future__ import annotations
 
@@ -108,6 +108,24 @@ def cache_clear(pipeline: PipelineOpt = None, store: Store = None) -> None:
     st = ArtifactStore.open(store)
     n = st.clear(pipeline=pipeline)
     typer.echo(f"removed {n} cache entr{'y' if n == 1 else 'ies'} from {st.root}")
+
+
+@cache_app.command("gc")
+def cache_gc(grace: Annotated[float, typer.Option(
+                 help="Only remove what has been unused this many seconds")] = 3600.0,
+             dry_run: Annotated[bool, typer.Option("--dry-run", help="List, remove nothing")] = False,
+             store: Store = None) -> None:
+    """Remove orphaned write folders, expired entries and unused lock files."""
+    from airflowdsl.runtime.gc import collect
+    from airflowdsl.runtime.store import ArtifactStore
+
+    st = ArtifactStore.open(store)
+    r = collect(st, grace_s=grace, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    typer.echo(f"{verb} {len(r.orphans)} orphaned write folder(s), {len(r.expired)} expired "
+               f"entr{'y' if len(r.expired) == 1 else 'ies'} ({_size(r.freed_bytes)}), "
+               f"{len(r.other)} other file(s) from {st.root}; {len(r.skipped_busy)} busy entries "
+               "skipped")
 
 
 def _size(n: float) -> str:
