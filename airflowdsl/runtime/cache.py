@@ -161,7 +161,8 @@ def _version(ctx: KeyContext) -> KeyPart | None:
 def _libraries(ctx: KeyContext) -> KeyPart | None:
     if "libraries" not in (getattr(ctx.spec, "cache_key", None) or ()):
         return None
-    return KeyPart("libraries", dict(ctx.fingerprint.libraries))
+    libs = dict(ctx.fingerprint.libraries)
+    return KeyPart("libraries", libs, libs)
 
 
 def _watch(ctx: KeyContext) -> KeyPart | None:

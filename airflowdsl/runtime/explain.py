@@ -3,7 +3,11 @@
 The current key components are compared with those recorded for the same
 pipeline and step in the latest successful run (kept in the history DB):
 "code changed in function mod.helper", "param max_depth changed: 3 -> 4",
-"upstream split changed", "watched file data/x.csv changed", ...
+"upstream split changed", "watched file data/x.csv changed", "library numpy 2.3.0 ->
+2.4.6 since this result was stored", ... A step downstream of one that re-runs is
+"served from the cache if its output is unchanged" (early cutoff, ``runtime.cutoff``);
+after the run its ``StepRun.reason`` says "upstream X re-ran but produced identical
+output".
 """
 
 from __future__ import annotations
@@ -36,10 +40,12 @@ def explain(compiled: Any, *, store: str | os.PathLike[str] | None = None, force
     out = []
     for name, plan in plans.items():
         reasons: list[str] = [plan.reason]
+        old = history.last_components(compiled.name, name)
         if plan.action == "run" and plan.reason == "not in cache":
-            old = history.last_components(compiled.name, name)
             diffs = diff_components(old, plan.key.components()) if old else ["never run before"]
             reasons = diffs or ["same key as last time, but its artifact is gone (cache cleared?)"]
+        elif plan.action == "cached" and old:
+            reasons += library_changes(old, plan.key.components())
         out.append(Explanation(name, plan.action == "cached", tuple(reasons), plan.key.digest))
     history.close()
     return out
@@ -58,11 +64,24 @@ def diff_components(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         return p.get("detail", {}), p.get("notes", {})
 
     reasons: list[str] = []
-    for name in ("code", "params", "inputs", "version", "watch"):
+    for name in ("code", "params", "inputs", "version", "watch", "libraries"):
         (od, on), (nd, nn) = part(old, name), part(new, name)
         for key, how in _changed(od, nd):
             reasons.append(_describe(name, key, how, on, nn))
-    return reasons
+    return reasons + library_changes(old, new)
+
+
+def library_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Versions of libraries the step's code references that differ from the recorded
+    ones (recorded per step, in the key only with ``cache_key=("libraries",)``)."""
+    was = (old.get("code") or {}).get("notes", {})
+    now = (new.get("code") or {}).get("notes", {})
+    out = []
+    for k in sorted(set(was) | set(now)):
+        if k.startswith("lib:") and k in was and k in now and was[k] != now[k]:
+            out.append(f"library {k[4:]} {was[k]} -> {now[k]} since this result was stored "
+                       "(not in the key; cache_key=('libraries',) puts it there)")
+    return out
 
 
 def _describe(part: str, key: str, how: str, old_notes: dict[str, str],
@@ -78,4 +97,6 @@ def _describe(part: str, key: str, how: str, old_notes: dict[str, str],
         return f"upstream {new_notes.get(key) or old_notes.get(key) or key} changed (input {key})"
     if part == "version":
         return "version changed"
+    if part == "libraries":
+        return f"library {key} {how}: {old_notes.get(key, '?')} -> {new_notes.get(key, '?')}"
     return f"watched file {key} {how}"

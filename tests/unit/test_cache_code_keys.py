@@ -148,3 +148,21 @@ def test_canonical_is_stable_across_processes(values: list[object]) -> None:
                                                                "PATH": "/usr/bin:/bin",
                                                                "PYTHONPATH": str(Path(__file__).parents[2])})
     assert out.stdout.split() == here
+
+
+def test_explain_reports_library_changes_and_pending_upstreams(tmp_path: Path) -> None:
+    from airflowdsl.runtime.explain import diff_components, library_changes
+
+    old = {"code": {"detail": {"m.f": "1"}, "notes": {"lib:numpy": "2.3.0"}}}
+    new = {"code": {"detail": {"m.f": "1"}, "notes": {"lib:numpy": "2.4.6"}}}
+    assert library_changes(old, new) == [
+        "library numpy 2.3.0 -> 2.4.6 since this result was stored (not in the key; "
+        "cache_key=('libraries',) puts it there)"]
+    assert diff_components(old, old) == [] and library_changes(old, old) == []
+    h, p = f"helper_{uuid.uuid4().hex[:8]}", f"pipe_{uuid.uuid4().hex[:8]}"
+    store = ArtifactStore.open(tmp_path / "store")
+    run_inproc(_project(tmp_path, h, p, HELPER, PIPE).pipe.compile(), store)
+    edited = _project(tmp_path, h, p, HELPER.replace("return x * s\n", "return s * x\n"), PIPE)
+    plans = make_plan(edited.pipe.compile(), store)
+    assert plans["fit"].reason == ("upstream feats re-runs; served from the cache if its "
+                                   "output is unchanged")
