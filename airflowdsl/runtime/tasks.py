@@ -23,7 +23,7 @@ from typing import Any
 from airflowdsl.air import progress
 from airflowdsl.air.progress import StepContext
 from airflowdsl.errors import StepFailed
-from airflowdsl.runtime import serializers
+from airflowdsl.runtime import cutoff, serializers
 from airflowdsl.runtime.store import ArtifactStore, Manifest
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -50,6 +50,7 @@ class Payload:
     key: str
     info: dict[str, Any]
     context: StepContext | None = None  # run/step, log file, resource-wait limit
+    cache: Any = None  # runtime.cutoff.CacheCtl: resolve the key, lease, serve if stored
 
 
 _SIMPLE = (int, float, str, bool, type(None), bytes)
@@ -169,11 +170,13 @@ def step_context(ctx: StepContext | None) -> Iterator[None]:
 
 def run_step(blob: bytes, *values: Any) -> tuple[Any, ...]:
     p: Payload = pickle.loads(blob)
-    with step_context(p.context):
-        return _run_step(p, values)
+    with step_context(p.context), cutoff.claim(p, values) as claim:
+        if claim.hit is not None:  # stored meanwhile, or an upstream re-ran identically
+            return claim.served()
+        return _run_step(p, values, claim)
 
 
-def _run_step(p: Payload, values: tuple[Any, ...]) -> tuple[Any, ...]:
+def _run_step(p: Payload, values: tuple[Any, ...], claim: cutoff.Claim) -> tuple[Any, ...]:
     started = time.time()
     try:
         result = _unpickle_fn(p.fn)(**_gather(p, values))
@@ -187,8 +190,9 @@ def _run_step(p: Payload, values: tuple[Any, ...]) -> tuple[Any, ...]:
     try:
         if p.store:
             store = ArtifactStore(p.store)
-            manifest = store.write(p.key, outputs, **p.info, metrics=metrics)
-            outputs = tuple(store.load(manifest, i, verify=False) if serializers.is_dataset(v)
+            manifest = store.write(claim.digest, outputs, **p.info, **claim.manifest_info(),
+                                   metrics=metrics)
+            outputs = tuple(store.load(manifest, i, verify=False) if serializers.from_store(v)
                             else v for i, v in enumerate(outputs))
         else:
             outputs = tuple(v.materialize() if serializers.is_dataset(v) else v for v in outputs)
@@ -196,5 +200,5 @@ def _run_step(p: Payload, values: tuple[Any, ...]) -> tuple[Any, ...]:
         raise StepFailed(p.name, f"storing its output failed: {type(exc).__name__}: {exc}",
                          user_traceback(exc, keep_all=True)) from None
     summary = {"started": started, "ended": time.time(), "manifest": manifest, "metrics": metrics,
-               "pid": os.getpid()}
+               "pid": os.getpid(), "key": claim.key}
     return (*outputs, summary)
