@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 #: Ray internal-KV namespace of progress records.
 NAMESPACE = "airflowdsl-progress"
@@ -34,13 +35,32 @@ class StepContext:
 
 
 _current: StepContext | None = None
+_records: dict[str, list[dict[str, Any]]] = {}
 
 
 def bind(ctx: StepContext | None) -> StepContext | None:
-    """Install ``ctx`` as this process's step context; returns the previous one."""
+    """Install ``ctx`` as this process's step context (forgetting any records of the
+    previous step); returns the previous context."""
     global _current
     previous, _current = _current, ctx
+    _records.clear()
     return previous
+
+
+def record(kind: str, row: dict[str, Any]) -> None:
+    """Keep ``row`` (JSON-able values) as a record of the current step, e.g. kind
+    ``"report"`` for each training report, ``"trial"`` for each Tune trial. The records
+    return with the step's result and are stored in the run history
+    (``History.records``). A no-op outside a step."""
+    if _current is not None:
+        _records.setdefault(kind, []).append(dict(row))
+
+
+def take_records() -> dict[str, list[dict[str, Any]]]:
+    """The current step's records so far, handed over (the runtime calls this once)."""
+    out = {k: list(v) for k, v in _records.items()}
+    _records.clear()
+    return out
 
 
 def current() -> StepContext | None:
@@ -81,15 +101,36 @@ def read(run_id: str, step: str) -> tuple[str, float] | None:
     return str(record["text"]), float(record["time"])
 
 
-def clear(run_id: str, steps: list[str]) -> None:
-    """Forget a finished run's progress records (driver side)."""
+def read_run(run_id: str) -> dict[str, tuple[str, float]]:
+    """Every step of ``run_id`` that published progress: ``{step: (text, time)}`` (one
+    key listing, then one read per publishing step; driver side)."""
     try:
         from ray.experimental import internal_kv
 
-        for step in steps:
-            internal_kv._internal_kv_del(key(run_id, step), namespace=NAMESPACE)
+        keys = internal_kv._internal_kv_list(f"{run_id}/".encode(), namespace=NAMESPACE)
+    except Exception:  # noqa: BLE001 - Ray not connected
+        return {}
+    out: dict[str, tuple[str, float]] = {}
+    for raw_key in keys:
+        step = raw_key.decode().split("/", 1)[1]
+        got = read(run_id, step)
+        if got is not None:
+            out[step] = got
+    return out
+
+
+def clear(run_id: str) -> None:
+    """Forget a finished run's progress records (driver side; one listing, one delete
+    per step that published)."""
+    try:
+        from ray.experimental import internal_kv
+
+        for raw_key in internal_kv._internal_kv_list(f"{run_id}/".encode(),
+                                                     namespace=NAMESPACE):
+            internal_kv._internal_kv_del(raw_key, namespace=NAMESPACE)
     except Exception:  # noqa: BLE001 - Ray already gone
         return
 
 
-__all__ = ["NAMESPACE", "StepContext", "bind", "clear", "current", "publish", "read"]
+__all__ = ["NAMESPACE", "StepContext", "bind", "clear", "current", "publish", "read",
+           "read_run", "record", "take_records"]

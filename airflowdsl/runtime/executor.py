@@ -159,22 +159,21 @@ def _run_on_ray(compiled: Any, plans: dict[str, StepPlan], st: ArtifactStore | N
     check_feasible({n: Request.of(p.spec) for n, p in plans.items() if p.action == "run"},
                    cluster.view())
     modules: set[str] = set()
-    for p in plans.values():
-        if p.action == "run":
-            modules |= project_modules(p.spec.fn)
+    for fn in {id(p.spec.fn): p.spec.fn for p in plans.values() if p.action == "run"}.values():
+        modules |= project_modules(fn)  # once per function (a 50-step chain: once)
     ship_by_value(modules)
     info = {"pipeline": compiled.name, "run_id": run_id}
     logs = run_log_dir(st.root if st else ArtifactStore.open(None).root, run_id)
     contexts = {n: StepContext(run_id, n, os.path.join(logs, f"{n}.log") if logs else None,
                                pending_timeout) for n in plans}
     control.monitor = StallMonitor(pending_timeout)
-    control.progress = lambda step: progress.read(run_id, step)
+    control.progress = lambda: progress.read_run(run_id)
     try:
         with capture_worker_output(os.path.join(logs, "ray.log") if logs else None, echo=echo):
             return scheduler.run(plans, store=st.root if st else None, info=info, emit=emit,
                                  cluster=cluster, control=control, contexts=contexts)
     finally:
-        progress.clear(run_id, list(plans))
+        progress.clear(run_id)
 
 
 def _apply(step: StepRun, status: str, data: dict[str, Any], st: ArtifactStore) -> None:
@@ -196,6 +195,7 @@ def _apply(step: StepRun, status: str, data: dict[str, Any], st: ArtifactStore) 
         step.metrics = dict(manifest.get("metrics") or {})
     if status == "succeeded":
         step.started, step.ended = data["started"], data["ended"]
+        step.records = dict(data.get("records") or {})
         step.metrics = dict(data.get("metrics") or step.metrics)
         if data.get("served"):  # the task found its key stored (runtime.cutoff)
             step.cached, step.reason = True, str(data["served"])

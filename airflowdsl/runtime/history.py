@@ -33,6 +33,9 @@ CREATE TABLE IF NOT EXISTS steps (
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL, step TEXT NOT NULL, name TEXT NOT NULL, value REAL);
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics (run_id, step);
+CREATE TABLE IF NOT EXISTS step_records (
+    run_id TEXT NOT NULL, step TEXT NOT NULL, kind TEXT NOT NULL, seq INTEGER NOT NULL,
+    data TEXT NOT NULL, PRIMARY KEY (run_id, step, kind, seq));
 """
 
 
@@ -144,12 +147,30 @@ class History:
                 c.execute("DELETE FROM metrics WHERE run_id = ? AND step = ?", (run_id, s.name))
                 c.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)",
                               [(run_id, s.name, k, float(v)) for k, v in s.metrics.items()])
+                c.execute("DELETE FROM step_records WHERE run_id = ? AND step = ?",
+                          (run_id, s.name))
+                c.executemany("INSERT INTO step_records VALUES (?, ?, ?, ?, ?)", [
+                    (run_id, s.name, kind, i, json.dumps(row, default=str))
+                    for kind, rows in s.records.items() for i, row in enumerate(rows)])
 
     def finish_run(self, run_id: str, status: str, ended: float, error: str | None = None,
                    traceback: str | None = None) -> None:
         with self._tx() as c:
             c.execute("UPDATE runs SET status = ?, ended = ?, error = ?, traceback = ? WHERE id = ?",
                       (status, ended, error, traceback, run_id))
+
+    def records(self, run_id: str, step: str | None = None,
+                kind: str | None = None) -> list[dict[str, Any]]:
+        """Rows steps of ``run_id`` recorded (``air.progress.record``), in order, each as
+        ``{"step", "kind", "seq", "data"}``; filtered by ``step`` and ``kind`` if given."""
+        q = "SELECT step, kind, seq, data FROM step_records WHERE run_id = ?"
+        args: list[Any] = [run_id]
+        for col, value in (("step", step), ("kind", kind)):
+            if value is not None:
+                q += f" AND {col} = ?"
+                args.append(value)
+        rows = self._conn.execute(q + " ORDER BY step, kind, seq", args).fetchall()
+        return [{"step": r[0], "kind": r[1], "seq": r[2], "data": json.loads(r[3])} for r in rows]
 
     def runs(self, pipeline: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         q = "SELECT * FROM runs" + (" WHERE pipeline = ?" if pipeline else "")

@@ -33,6 +33,8 @@ class StepRun:
     metrics: dict[str, float] = field(default_factory=dict)
     reason: str = ""
     progress: str = ""  # the latest progress a running step reported (epoch, round, trial)
+    #: rows the step recorded by kind (``air.progress.record``): "report", "trial", ...
+    records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def duration_s(self) -> float | None:

@@ -10,6 +10,7 @@ running finish and are stored.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,33 +29,34 @@ Admit = Callable[[str, list[str]], bool]
 #: watchdog and progress again.
 POLL_S = 0.25
 
+#: How often the driver reads the progress running steps publish (``air.progress``).
+PROGRESS_S = 1.0
+
 
 class Control:
     """The scheduler's collaborators for one run: a cancel flag (Ctrl-C), the stall
-    monitor, and a progress reader (``(step) -> (text, time) | None``)."""
+    monitor, and a progress reader (``() -> {step: (text, time)}`` of the steps that
+    published progress)."""
 
     def __init__(self, *, monitor: Any = None,
-                 progress: Callable[[str], tuple[str, float] | None] | None = None) -> None:
+                 progress: Callable[[], dict[str, tuple[str, float]]] | None = None) -> None:
         self.cancelled = False
         self.monitor = monitor
         self.progress = progress
         self._seen: dict[str, float] = {}
-        self._last = 0.0
+        self._last = time.monotonic()
 
     def progress_updates(self, running: list[str]) -> tuple[dict[str, str], tuple[Any, ...]]:
-        """New progress texts of running steps (at most once per ``POLL_S``), and the
-        progress signature the stall monitor compares."""
-        import time
-
+        """New progress texts of running steps (read at most once per ``PROGRESS_S``),
+        and the progress signature the stall monitor compares."""
         updates: dict[str, str] = {}
         now = time.monotonic()
-        if self.progress is not None and now - self._last >= POLL_S:
+        if self.progress is not None and running and now - self._last >= PROGRESS_S:
             self._last = now
-            for name in running:
-                got = self.progress(name)
-                if got is not None and got[1] != self._seen.get(name):
-                    self._seen[name] = got[1]
-                    updates[name] = got[0]
+            for name, (text, stamp) in self.progress().items():
+                if name in running and stamp != self._seen.get(name):
+                    self._seen[name] = stamp
+                    updates[name] = text
         return updates, tuple(sorted(self._seen.items()))
 
     def stall(self, running: dict[str, Request], signature: tuple[Any, ...]) -> Stall | None:

@@ -200,5 +200,6 @@ def _run_step(p: Payload, values: tuple[Any, ...], claim: cutoff.Claim) -> tuple
         raise StepFailed(p.name, f"storing its output failed: {type(exc).__name__}: {exc}",
                          user_traceback(exc, keep_all=True)) from None
     summary = {"started": started, "ended": time.time(), "manifest": manifest, "metrics": metrics,
+               "records": progress.take_records(),
                "pid": os.getpid(), "key": claim.key}
     return (*outputs, summary)

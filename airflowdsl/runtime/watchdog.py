@@ -88,7 +88,7 @@ class StallMonitor:
         self._read = read
         self._signature: tuple[Any, ...] | None = None
         self._since = 0.0
-        self._last_poll = 0.0
+        self._last_poll = time.monotonic()  # the first look after SAMPLE_S
 
     def observe(self, sample: Sample) -> float:
         """Seconds the current unplaceable demand has stood still (0 when there is none)."""

@@ -81,6 +81,7 @@ class _FitState:
             if hasattr(cb, "on_report"):
                 cb.on_report(row, ckpt)
         progress.publish(progress_text(self.iteration, metrics))
+        progress.record("report", {**row, "checkpoint": ckpt.path if ckpt else None})
 
     def rewind(self) -> None:
         """Before a restart: forget reports after the checkpoint we resume from."""

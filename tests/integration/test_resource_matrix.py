@@ -42,7 +42,15 @@ def test_a_step_asking_for_every_cpu_fails_before_anything_runs(ray_session: Non
 
 
 def test_trainer_tuner_and_batch_predictor_in_parallel(ray_session: None, store_dir: Path) -> None:
-    metrics = _ok(rm.training.run(store=store_dir))
+    from airflowdsl.runtime.history import History
+
+    run = rm.training.run(store=store_dir)
+    metrics = _ok(run)
+    # every rank-0 report of the fit is a step record, in the run and in the history
+    reports = run.steps["train_two_workers"].records["report"]
+    assert [r["epoch"] for r in reports] == [0, 1]
+    stored = History.for_root(str(store_dir)).records(run.id, "train_two_workers", "report")
+    assert [r["data"]["epoch"] for r in stored] == [0, 1]
     # rank 0 read its half of the rows on each of 2 epochs
     assert metrics["train_two_workers"] == {"rows_rank0": float(rm.ROWS)}
     assert metrics["tune_two_trials"] == {"trials": 2.0, "errors": 0.0}

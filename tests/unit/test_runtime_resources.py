@@ -138,7 +138,8 @@ def test_no_limit_never_stalls() -> None:
 def test_progress_signature_comes_from_the_control() -> None:
     from airflowdsl.runtime.scheduler import Control
 
-    texts = {"fit": ("iter 1", 1.0)}
-    control = Control(progress=lambda step: texts.get(step))
+    texts = {"fit": ("iter 1", 1.0), "done_already": ("iter 9", 2.0)}
+    control = Control(progress=lambda: texts)
+    control._last = -100.0
     updates, sig = control.progress_updates(["fit", "other"])
     assert updates == {"fit": "iter 1"} and sig == (("fit", 1.0),)
