@@ -2,12 +2,16 @@
 
 Contract (docs/ARCHITECTURE.md): node key = unique step name; node attrs ``spec``,
 ``kind``, ``params``, ``inputs``, ``input_types``, ``output_types``; edge attrs
-``bindings``, ``param``, ``type``; ``outputs``, ``order``, ``run(**kw)``.
+``bindings``, ``param`` (tuple of parameter names), ``type``; ``outputs``, ``order``,
+``node(name)`` (a typed :class:`StepNode`), ``run(**kw)``. The runtime reads it through
+``runtime.contracts.CompiledGraph``.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,18 @@ from airflowdsl.dsl.step import StepSpec
 from airflowdsl.dsl.types import is_assignable, type_name
 
 Outputs = OutputRef | tuple[OutputRef, ...] | None
+
+
+@dataclass(frozen=True)
+class StepNode:
+    """One node of a compiled pipeline, typed (``runtime.contracts.NodeLike``): the
+    unique step name, its spec, constant argument values by parameter name, and inputs
+    as parameter name -> (upstream node, output index; None = the whole output)."""
+
+    name: str
+    spec: StepSpec
+    params: Mapping[str, Any]
+    inputs: Mapping[str, tuple[str, int | None]]
 
 
 def add_node(graph: nx.DiGraph, name: str, spec: StepSpec, *, params: dict[str, Any] | None = None,
@@ -45,7 +61,7 @@ def add_input_edges(graph: nx.DiGraph, name: str) -> None:
             label = ", ".join(types)
         else:
             label = "?"
-        graph.add_edge(up, name, bindings=bindings, param=",".join(p for p, _ in bindings),
+        graph.add_edge(up, name, bindings=bindings, param=tuple(p for p, _ in bindings),
                        type=label)
 
 
@@ -112,7 +128,7 @@ class CompiledPipeline:
                 add_node(g, node, data["spec"], params=data.get("params"),
                          inputs=data.get("inputs"))
         for u, v in list(g.edges):
-            g.edges[u, v].update(bindings=[], param="", type="")
+            g.edges[u, v].update(bindings=[], param=(), type="")
         for node in list(g.nodes):
             if "spec" in g.nodes[node]:
                 add_input_edges(g, node)
@@ -120,6 +136,11 @@ class CompiledPipeline:
         if problems:
             raise CompileError(name, problems)
         return cls(name, dict(params or {}), g, outputs, order)
+
+    def node(self, name: str) -> StepNode:
+        """The typed record of step ``name`` (``KeyError`` if there is none)."""
+        data = self.graph.nodes[name]
+        return StepNode(name, data["spec"], data.get("params") or {}, data.get("inputs") or {})
 
     @property
     def steps(self) -> list[str]:
@@ -159,4 +180,4 @@ class CompiledPipeline:
                 f"{self.graph.number_of_edges()} edges>")
 
 
-__all__ = ["CompiledPipeline", "add_input_edges", "add_node", "check_graph"]
+__all__ = ["CompiledPipeline", "StepNode", "add_input_edges", "add_node", "check_graph"]

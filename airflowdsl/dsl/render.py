@@ -75,7 +75,7 @@ def to_dot(compiled: Drawable, *, status: dict[str, str] | None = None) -> str:
         style = "rounded,filled" if kind == "preprocess" else "filled"
         dot.node(name, label=label, shape=shape, fillcolor=fill, style=style)
     for up, down, data in compiled.graph.edges(data=True):
-        dot.edge(up, down, label=data.get("type", ""), tooltip=data.get("param", ""))
+        dot.edge(up, down, label=data.get("type", ""), tooltip=", ".join(data.get("param", ())))
     return dot.source
 
 

@@ -8,7 +8,7 @@ import functools
 import importlib
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
@@ -17,6 +17,8 @@ R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
 
 KINDS = ("step", "ingest", "preprocess", "train", "tune", "predict")
+#: key parts a step may opt into with ``cache_key=`` (see docs/runtime.md, "Cache keys")
+OPTIONAL_KEY_PARTS = ("libraries",)
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,6 +40,7 @@ class StepSpec:
     cache: bool = True
     version: str | None = None
     cache_ignore: tuple[str, ...] = ()
+    cache_key: tuple[str, ...] = ()  # optional key parts to add: "libraries"
     watch: tuple[str, ...] = ()
     cache_ttl: float | None = None
     explicit_name: bool = field(default=False, repr=False)
@@ -80,6 +83,7 @@ def make_spec(fn: Callable[..., Any], kind: str, **options: Any) -> StepSpec:
     name = options.pop("name", None)
     for key in ("cache_ignore", "watch"):
         options[key] = tuple(options.get(key) or ())
+    options["cache_key"] = check_cache_key(fn.__name__, options.get("cache_key"))
     unknown = [n for n in options["cache_ignore"] if n not in sig.parameters]
     if unknown:
         raise ValueError(f"step {fn.__name__!r}: cache_ignore names unknown parameters {unknown}")
@@ -92,6 +96,19 @@ def make_spec(fn: Callable[..., Any], kind: str, **options: Any) -> StepSpec:
     return StepSpec(name=name or fn.__name__, kind=kind, fn=fn, signature=sig,
                     input_types=inputs, output_types=outputs, multi_output=multi,
                     explicit_name=name is not None, **options)
+
+
+def check_cache_key(step: str, parts: Any) -> tuple[str, ...]:
+    """``cache_key=`` names optional key parts (``OPTIONAL_KEY_PARTS``); a bare string is
+    one part."""
+    if parts is None:
+        return ()
+    found = (parts,) if isinstance(parts, str) else tuple(parts)
+    unknown = [p for p in found if p not in OPTIONAL_KEY_PARTS]
+    if unknown:
+        raise ValueError(f"step {step!r}: cache_key= names unknown key parts {unknown}; "
+                         f"known: {list(OPTIONAL_KEY_PARTS)}")
+    return tuple(dict.fromkeys(found))
 
 
 def _check_resources(step: str, resources: Any) -> dict[str, float]:
@@ -147,6 +164,8 @@ class Step(Generic[P, R]):
         for key in ("cache_ignore", "watch"):
             if key in options:
                 options[key] = tuple(options[key] or ())
+        if "cache_key" in options:
+            options["cache_key"] = check_cache_key(self.spec.name, options["cache_key"])
         return Step(dataclasses.replace(self.spec, **options))
 
     def __repr__(self) -> str:
@@ -174,7 +193,7 @@ class StepDecorator:
                  memory: int | None = None, resources: dict[str, float] | None = None,
                  retries: int = 0, cache: bool = True,
                  version: str | None = None, cache_ignore: list[str] | None = None,
-                 watch: list[str] | None = None,
+                 cache_key: Sequence[str] | None = None, watch: list[str] | None = None,
                  cache_ttl: float | None = None) -> _StepFactory: ...
 
     def __call__(self, fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
@@ -216,5 +235,6 @@ train = StepDecorator("train", module="airflowdsl.train")
 tune = StepDecorator("tune", module="airflowdsl.tune")
 predict = StepDecorator("predict")
 
-__all__ = ["KINDS", "RECORDER", "Recorder", "Step", "StepDecorator", "StepSpec", "ingest",
-           "make_spec", "predict", "preprocess", "resolve_hints", "step", "train", "tune"]
+__all__ = ["KINDS", "OPTIONAL_KEY_PARTS", "RECORDER", "Recorder", "Step", "StepDecorator",
+           "StepSpec", "check_cache_key", "ingest", "make_spec", "predict", "preprocess",
+           "resolve_hints", "step", "train", "tune"]

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflowdsl.runtime.canonical import canonical, digest
+from airflowdsl.runtime.contracts import StepLike
 from airflowdsl.runtime.fingerprint import Fingerprint, fingerprint
 from airflowdsl.runtime.watch import watch_fingerprint
 
@@ -78,13 +79,13 @@ PENDING = "pending:"
 class KeyContext:
     """What a policy may look at: the step spec, its params and its inputs' keys."""
 
-    spec: Any
+    spec: StepLike
     params: Mapping[str, Any]
     inputs: Mapping[str, tuple[str, str]]  # param -> (upstream step, content hash | pending)
     fingerprints: dict[int, Fingerprint] = field(default_factory=dict)
 
     def ignored(self, name: str) -> bool:
-        return name in (getattr(self.spec, "cache_ignore", None) or ())
+        return name in self.spec.cache_ignore
 
     @property
     def fingerprint(self) -> Fingerprint:
@@ -154,19 +155,19 @@ def _inputs(ctx: KeyContext) -> KeyPart:
 
 
 def _version(ctx: KeyContext) -> KeyPart | None:
-    v = getattr(ctx.spec, "version", None)
+    v = ctx.spec.version
     return KeyPart("version", {"version": str(v)}) if v is not None else None
 
 
 def _libraries(ctx: KeyContext) -> KeyPart | None:
-    if "libraries" not in (getattr(ctx.spec, "cache_key", None) or ()):
+    if "libraries" not in ctx.spec.cache_key:
         return None
     libs = dict(ctx.fingerprint.libraries)
     return KeyPart("libraries", libs, libs)
 
 
 def _watch(ctx: KeyContext) -> KeyPart | None:
-    patterns = tuple(getattr(ctx.spec, "watch", None) or ())
+    patterns = tuple(ctx.spec.watch)
     return KeyPart("watch", watch_fingerprint(patterns)) if patterns else None
 
 

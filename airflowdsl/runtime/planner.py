@@ -23,12 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import networkx as nx
 
 from airflowdsl.runtime.cache import DEFAULT_POLICY, PENDING, CacheKey, KeyContext, expired
+from airflowdsl.runtime.contracts import CompiledGraph, OutputRefLike, PipelineOutputs, StepLike
 from airflowdsl.runtime.cutoff import CacheCtl
+from airflowdsl.runtime.fingerprint import Fingerprint
 from airflowdsl.runtime.manifests import output_content
 from airflowdsl.runtime.store import ArtifactStore, Manifest, warn_corrupt
 
@@ -36,9 +38,9 @@ from airflowdsl.runtime.store import ArtifactStore, Manifest, warn_corrupt
 @dataclass
 class StepPlan:
     name: str
-    spec: Any
+    spec: StepLike
     params: dict[str, Any]
-    inputs: dict[str, tuple[str, int | None]]
+    inputs: dict[str, OutputRefLike]
     key: CacheKey
     action: str = "run"  # run | cached | skip
     reason: str = ""
@@ -58,16 +60,17 @@ class StepPlan:
                         0.0 if stale else ttl)
 
 
-def output_refs(outputs: Any) -> tuple[list[tuple[str, int | None]], bool]:
+def output_refs(outputs: PipelineOutputs) -> tuple[list[OutputRefLike], bool]:
     """The pipeline's output refs as ``(node, index)`` pairs, and whether it returned one."""
     if outputs is None:
         return [], True
-    if isinstance(outputs, tuple) and len(outputs) == 2 and isinstance(outputs[0], str):
-        return [(outputs[0], outputs[1])], True
-    return [(r[0], r[1]) for r in outputs], False
+    if isinstance(outputs[0], str):  # one ref: (node, index)
+        node, index = cast(OutputRefLike, outputs)
+        return [(node, index)], True
+    return [(r[0], r[1]) for r in cast(tuple[OutputRefLike, ...], outputs)], False
 
 
-def output_nodes(outputs: Any) -> set[str]:
+def output_nodes(outputs: PipelineOutputs) -> set[str]:
     return {node for node, _ in output_refs(outputs)[0]}
 
 
@@ -81,7 +84,7 @@ def _selection(graph: nx.DiGraph, only: Iterable[str] | str | None) -> set[str]:
     return targets.union(*(nx.ancestors(graph, t) for t in targets))
 
 
-def make_plan(compiled: Any, store: ArtifactStore, *, force: bool = False,
+def make_plan(compiled: CompiledGraph, store: ArtifactStore, *, force: bool = False,
               from_step: str | None = None, only: Iterable[str] | str | None = None,
               persist: bool = True) -> dict[str, StepPlan]:
     """One :class:`StepPlan` per step, in ``compiled.order``."""
@@ -93,7 +96,7 @@ def make_plan(compiled: Any, store: ArtifactStore, *, force: bool = False,
     forced = set(graph.nodes) if force else set()
     if from_step is not None:
         forced |= {from_step} | nx.descendants(graph, from_step)
-    prints: dict[int, Any] = {}
+    prints: dict[int, Fingerprint] = {}
     broken: dict[str, str] = {}
     while True:
         plans = _plan(compiled, store, selected, forced, broken, prints, force=force,
@@ -104,17 +107,16 @@ def make_plan(compiled: Any, store: ArtifactStore, *, force: bool = False,
         broken.update(found)  # corrupt: recompute; its consumers' inputs become pending
 
 
-def _plan(compiled: Any, store: ArtifactStore, selected: set[str], forced: set[str],
-          broken: dict[str, str], prints: dict[int, Any], *, force: bool,
+def _plan(compiled: CompiledGraph, store: ArtifactStore, selected: set[str], forced: set[str],
+          broken: dict[str, str], prints: dict[int, Fingerprint], *, force: bool,
           from_step: str | None, persist: bool) -> dict[str, StepPlan]:
-    graph: nx.DiGraph = compiled.graph
     plans: dict[str, StepPlan] = {}
     for name in compiled.order:
-        node = graph.nodes[name]
-        spec = node["spec"]
-        inputs = dict(node.get("inputs") or {})
+        node = compiled.node(name)
+        spec = node.spec
+        inputs = dict(node.inputs)
         in_keys = {p: (up, _output_key(plans[up], idx)) for p, (up, idx) in inputs.items()}
-        ctx = KeyContext(spec, dict(node.get("params") or {}), in_keys, prints)
+        ctx = KeyContext(spec, dict(node.params), in_keys, prints)
         plan = StepPlan(name, spec, dict(ctx.params), inputs, DEFAULT_POLICY.key(ctx))
         plans[name] = plan
         stale = ctx.fingerprint.stale
@@ -161,7 +163,7 @@ def _lookup(plan: StepPlan, store: ArtifactStore) -> None:
         plan.action, plan.reason, plan.manifest = "cached", "cache hit", manifest
 
 
-def _verify_needed(compiled: Any, plans: dict[str, StepPlan], store: ArtifactStore
+def _verify_needed(compiled: CompiledGraph, plans: dict[str, StepPlan], store: ArtifactStore
                    ) -> dict[str, str]:
     """Checksum cached artifacts that will be read; recompute corrupt ones (returned)."""
     outs = output_nodes(compiled.outputs)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from airflowdsl.air.resources import NESTED_RESERVE_CPUS, ResourceError
+from airflowdsl.runtime.contracts import StepLike
 
 _EPS = 1e-9
 
@@ -25,11 +25,11 @@ class Request:
     custom: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, spec: Any) -> Request:
+    def of(cls, spec: StepLike) -> Request:
         """The request of a ``StepSpec`` (``num_cpus``/``num_gpus``/``memory``/``resources``)."""
         return cls(cpus=float(spec.num_cpus or 0), gpus=float(spec.num_gpus or 0),
                    memory=int(spec.memory or 0),
-                   custom=dict(getattr(spec, "resources", None) or {}))
+                   custom=dict(spec.resources or {}))
 
     @property
     def empty(self) -> bool:

@@ -32,7 +32,7 @@ def test_graph_matches_contract() -> None:
     assert g.nodes["load"]["params"] == {"n": 10}          # defaults included
     edge = g.edges["split", "fit"]
     assert edge["bindings"] == [("train", 0), ("valid", 1)]
-    assert edge["param"] == "train,valid" and edge["type"] == "Dataset"
+    assert edge["param"] == ("train", "valid") and edge["type"] == "Dataset"
     assert g.edges["fit", "score"]["type"] == "Checkpoint"
     assert g.edges["load", "split"]["bindings"] == [("ds", None)]
     assert dag.outputs == OutputRef("score", None)

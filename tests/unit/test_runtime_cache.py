@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from airflowdsl.runtime.cache import CODE, DEFAULT_POLICY, PARAMS, KeyContext, expired
 from airflowdsl.runtime.explain import diff_components
 from airflowdsl.runtime.watch import watch_fingerprint
@@ -18,6 +20,7 @@ class Spec:
     fn: Any
     version: str | None = None
     cache_ignore: tuple[str, ...] = ()
+    cache_key: tuple[str, ...] = ()
     watch: tuple[str, ...] = ()
     cache_ttl: float | None = None
 
@@ -53,6 +56,44 @@ def test_cache_ignore_leaves_inputs_and_params_out() -> None:
     spec = Spec(fn_a, cache_ignore=("x", "y"))
     a = Case(spec=spec).key().digest
     assert Case(spec=spec, params={"y": 5}, inputs={"x": ("up", "other#")}).key().digest == a
+
+
+def _uses_numpy(n: int) -> float:
+    import numpy as np
+
+    return float(np.arange(n).sum())
+
+
+def test_cache_key_libraries_opts_into_library_versions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cache_key=("libraries",)`` on the decorator puts the versions of the libraries the
+    step references into its key; without it they are recorded (notes) but not keyed."""
+    import numpy as np
+
+    import airflowdsl as af
+    from airflowdsl.runtime import libversions
+
+    opted = af.step(cache_key=("libraries",))(_uses_numpy).spec
+    plain = af.step(_uses_numpy).spec
+    assert opted.cache_key == ("libraries",) and plain.cache_key == ()
+    assert af.step(_uses_numpy).with_options(cache_key="libraries").spec.cache_key == (
+        "libraries",)
+    with pytest.raises(ValueError, match="unknown key parts"):
+        af.step(cache_key=("python",))(_uses_numpy)
+
+    def key(spec: Any) -> Any:
+        return DEFAULT_POLICY.key(KeyContext(spec, {"n": 3}, {}))
+
+    k_opted, k_plain = key(opted), key(plain)
+    libs = k_opted.part("libraries")
+    assert libs is not None and libs.detail == {"numpy": np.__version__}
+    assert k_plain.part("libraries") is None
+    assert k_plain.part("code").notes["lib:numpy"] == np.__version__  # recorded, not keyed
+
+    real = libversions.version_of
+    monkeypatch.setattr(libversions, "version_of",
+                        lambda m: ("numpy", "0.0.1") if m.startswith("numpy") else real(m))
+    assert key(opted).digest != k_opted.digest  # another numpy: another key
+    assert key(plain).digest == k_plain.digest  # not in the key unless opted in
 
 
 def test_policies_compose() -> None:
