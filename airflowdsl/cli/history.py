@@ -59,13 +59,13 @@ def show(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix)
     c.print(f"run [bold]{r['id']}[/]  pipeline {r['pipeline']}  {r['status']}  "
             f"started {_when(r['started'])}  {_dur(r['started'], r['ended'])}")
     c.print(f"params {r['params']}  store {r['store']}  commit {r['git_commit'] or '-'}")
-    t = _table("step", "kind", "status", "duration", "cache key", "artifacts")
+    t = _table("step", "kind", "status", "duration", "cache key", "why", "artifacts")
     for s in r["steps"]:
         st = "cached" if s["cached"] else s["status"]
         arts = "\n".join(json.loads(s["artifacts"] or "[]"))
         t.add_row(s["name"], s["kind"], f"[{STYLE.get(st, '')}]{st}[/]",
                   f"{s['duration_s']:.2f}s" if s["duration_s"] is not None and not s["cached"] else "",
-                  (s["cache_key"] or "")[:12], arts)
+                  (s["cache_key"] or "")[:12], s.get("reason") or "", arts)
     c.print(t)
     for m in r["metrics"]:
         c.print(f"metric {m['step']}.{m['name']} = {m['value']:.6g}")

@@ -171,11 +171,12 @@ def explain(target: Target, param: Params = None, store: Store = None, no_cache:
             fail(f"no step {from_step!r} in pipeline {compiled.name!r}")
     rows = _explain(compiled, store=store, force=no_cache, from_step=from_step)
     t = Table(title=f"{compiled.name}: next run", box=None, header_style="bold")
-    for col in ("step", "cache", "why"):
+    last = any(e.last_run for e in rows)
+    for col in ("step", "cache", "why", *(("last run",) if last else ())):
         t.add_column(col)
     for e in rows:
         verdict = "[cyan]hit[/]" if e.hit else "[yellow]run[/]"
-        t.add_row(e.step, verdict, "; ".join(e.reasons))
+        t.add_row(e.step, verdict, "; ".join(e.reasons), *((e.last_run,) if last else ()))
     Console().print(t)
 
 

@@ -7,7 +7,8 @@ pipeline and step in the latest successful run (kept in the history DB):
 2.4.6 since this result was stored", ... A step downstream of one that re-runs is
 "served from the cache if its output is unchanged" (early cutoff, ``runtime.cutoff``);
 after the run its ``StepRun.reason`` says "upstream X re-ran but produced identical
-output".
+output". That reason is kept in the history (``steps.reason``), so ``Explanation.last_run``
+says why each step ran or was served in the pipeline's latest recorded run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from airflowdsl.runtime.contracts import CompiledGraph
 from airflowdsl.runtime.history import History
 from airflowdsl.runtime.planner import make_plan
 from airflowdsl.runtime.store import ArtifactStore
@@ -28,15 +30,19 @@ class Explanation:
     hit: bool
     reasons: tuple[str, ...]
     cache_key: str
+    #: why the step ran or was served in the latest recorded run ("" if none), e.g.
+    #: "ran: not in cache", "served: upstream split re-ran but produced identical output"
+    last_run: str = ""
 
 
-def explain(compiled: Any, *, store: str | os.PathLike[str] | None = None, force: bool = False,
+def explain(compiled: CompiledGraph, *, store: str | os.PathLike[str] | None = None, force: bool = False,
             from_step: str | None = None, only: Iterable[str] | str | None = None
             ) -> list[Explanation]:
     """One :class:`Explanation` per step, in topological order. Runs nothing."""
     st = ArtifactStore.open(store)
     history = History.for_root(st.root)
     plans = make_plan(compiled, st, force=force, from_step=from_step, only=only)
+    last = history.last_reasons(compiled.name)
     out = []
     for name, plan in plans.items():
         reasons: list[str] = [plan.reason]
@@ -46,9 +52,19 @@ def explain(compiled: Any, *, store: str | os.PathLike[str] | None = None, force
             reasons = diffs or ["same key as last time, but its artifact is gone (cache cleared?)"]
         elif plan.action == "cached" and old:
             reasons += library_changes(old, plan.key.components())
-        out.append(Explanation(name, plan.action == "cached", tuple(reasons), plan.key.digest))
+        out.append(Explanation(name, plan.action == "cached", tuple(reasons), plan.key.digest,
+                               recorded_reason(last[1].get(name)) if last else ""))
     history.close()
     return out
+
+
+def recorded_reason(row: dict[str, Any] | None) -> str:
+    """One step's row of the history as "<what happened>: <why>" ("" if not recorded)."""
+    if not row:
+        return ""
+    what = ("served" if row["cached"] else "ran" if row["status"] in ("succeeded", "failed")
+            else str(row["status"]))
+    return f"{what}: {row['reason']}" if row.get("reason") else what
 
 
 def _changed(old: dict[str, str], new: dict[str, str]) -> list[tuple[str, str]]:

@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL, name TEXT NOT NULL, kind TEXT, status TEXT NOT NULL,
     cached INTEGER NOT NULL DEFAULT 0, started REAL, ended REAL, duration_s REAL,
     cache_key TEXT, components TEXT, artifacts TEXT, error TEXT, traceback TEXT,
-    PRIMARY KEY (run_id, name));
+    reason TEXT, PRIMARY KEY (run_id, name));
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL, step TEXT NOT NULL, name TEXT NOT NULL, value REAL);
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics (run_id, step);
@@ -37,6 +37,13 @@ CREATE TABLE IF NOT EXISTS step_records (
     run_id TEXT NOT NULL, step TEXT NOT NULL, kind TEXT NOT NULL, seq INTEGER NOT NULL,
     data TEXT NOT NULL, PRIMARY KEY (run_id, step, kind, seq));
 """
+
+#: columns added after a database may have been created: (table, column, type); a
+#: database without one gets it with ALTER TABLE when it is opened for writing
+_MIGRATIONS = (("steps", "reason", "TEXT"),)
+_STEP_COLUMNS = ("run_id", "name", "kind", "status", "cached", "started", "ended",
+                 "duration_s", "cache_key", "components", "artifacts", "error", "traceback",
+                 "reason")
 
 
 def history_path(root: str) -> Path:
@@ -75,6 +82,17 @@ def git_commit(start: Path | None = None) -> str | None:
     return None
 
 
+def _migrate(c: sqlite3.Connection) -> None:
+    """Add the columns of ``_MIGRATIONS`` a database created by an older version lacks."""
+    for table, column, kind in _MIGRATIONS:
+        have = {row[1] for row in c.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
+_INSERT_STEP = (f"INSERT OR REPLACE INTO steps ({', '.join(_STEP_COLUMNS)}) "
+                f"VALUES ({', '.join('?' for _ in _STEP_COLUMNS)})")
+
 _SHARED: dict[tuple[str, int], History] = {}
 
 
@@ -93,6 +111,7 @@ class History:
         with self._tx() as c:
             for stmt in filter(str.strip, _SCHEMA.split(";")):
                 c.execute(stmt)
+            _migrate(c)
         self._inode = os.stat(self.path).st_ino
 
     @classmethod
@@ -140,10 +159,10 @@ class History:
         """Insert or replace step rows (with their key components) and their metrics."""
         with self._tx() as c:
             for s, components in steps:
-                c.execute("INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (
+                c.execute(_INSERT_STEP, (
                     run_id, s.name, s.kind, s.status, int(s.cached), s.started, s.ended,
                     s.duration_s, s.cache_key, json.dumps(components) if components else None,
-                    json.dumps(s.artifacts), s.error, s.traceback))
+                    json.dumps(s.artifacts), s.error, s.traceback, s.reason or None))
                 c.execute("DELETE FROM metrics WHERE run_id = ? AND step = ?", (run_id, s.name))
                 c.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)",
                               [(run_id, s.name, k, float(v)) for k, v in s.metrics.items()])
@@ -191,6 +210,22 @@ class History:
         out["metrics"] = [dict(r) for r in self._conn.execute(
             "SELECT step, name, value FROM metrics WHERE run_id = ?", (row["id"],))]
         return out
+
+    def last_reasons(self, pipeline: str) -> tuple[str, dict[str, dict[str, Any]]] | None:
+        """The latest run of ``pipeline`` that recorded steps: ``(run id, {step: row})``,
+        each row with ``status``, ``cached`` and ``reason`` (why the step ran or was
+        served, e.g. "upstream X re-ran but produced identical output"), or None."""
+        row = self._conn.execute(
+            "SELECT r.id FROM runs r WHERE r.pipeline = ? AND EXISTS"
+            " (SELECT 1 FROM steps s WHERE s.run_id = r.id) ORDER BY r.started DESC LIMIT 1",
+            (pipeline,)).fetchone()
+        if row is None:
+            return None
+        steps = {r["name"]: dict(r) for r in self._conn.execute(
+            "SELECT * FROM steps WHERE run_id = ?", (row[0],))}
+        out = {name: {"status": r["status"], "cached": bool(r["cached"]),
+                      "reason": r.get("reason") or ""} for name, r in steps.items()}
+        return row[0], out
 
     def last_components(self, pipeline: str, step: str) -> dict[str, Any] | None:
         """Key components of ``step`` in the latest successful run of ``pipeline``."""

@@ -42,3 +42,40 @@ def test_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert history_path("s3://bucket/other") != remote
     monkeypatch.setenv("AIRFLOWDSL_HISTORY", str(tmp_path / "h.sqlite"))
     assert history_path("s3://bucket/store") == tmp_path / "h.sqlite"
+
+
+OLD_STEPS = """CREATE TABLE steps (
+    run_id TEXT NOT NULL, name TEXT NOT NULL, kind TEXT, status TEXT NOT NULL,
+    cached INTEGER NOT NULL DEFAULT 0, started REAL, ended REAL, duration_s REAL,
+    cache_key TEXT, components TEXT, artifacts TEXT, error TEXT, traceback TEXT,
+    PRIMARY KEY (run_id, name))"""
+
+
+def test_step_reasons_are_kept_and_old_databases_migrate(tmp_path: Path) -> None:
+    """Each step's reason (why it ran or was served) is stored; a database written before
+    the column existed gets it when opened (its old rows read as no reason)."""
+    from airflowdsl.runtime.explain import recorded_reason
+
+    path = tmp_path / "history.sqlite"
+    old = sqlite3.connect(path)
+    old.execute(OLD_STEPS)
+    old.execute("INSERT INTO steps (run_id, name, status) VALUES ('r0', 'src', 'succeeded')")
+    old.commit()
+    old.close()
+    h = History(path)
+    cols = [r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(steps)")]
+    assert cols[-1] == "reason"
+    assert History(path).path == path  # opening again: no second ALTER
+    rid = new_run_id()
+    h.start_run(rid, "p", {}, str(tmp_path), time.time())
+    why = "upstream src re-ran but produced identical output"
+    h.record_steps(rid, [(StepRun("src", status="succeeded", reason="cache disabled for this step",
+                                  started=1.0, ended=2.0), None),
+                         (StepRun("fit", status="succeeded", cached=True, reason=why), None)])
+    steps = {s["name"]: s for s in h.run(rid)["steps"]}
+    assert steps["fit"]["reason"] == why
+    last = h.last_reasons("p")
+    assert last is not None and last[0] == rid
+    assert recorded_reason(last[1]["fit"]) == f"served: {why}"
+    assert recorded_reason(last[1]["src"]) == "ran: cache disabled for this step"
+    assert h.last_reasons("other") is None
