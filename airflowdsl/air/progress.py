@@ -14,7 +14,9 @@ neither imports the other.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +34,12 @@ class StepContext:
     step: str
     log_path: str | None = None
     pending_timeout: float | None = 60.0
+    #: the step's effective cache key, once its task knows it (``scope``)
+    cache_key: str | None = None
+    #: whether the task may reuse stored work under that key (False: forced,
+    #: ``cache=False``, persistence off, inputs not known)
+    reuse: bool = False
+    store: str | None = None  # the artifact store's root (for gc)
 
 
 _current: StepContext | None = None
@@ -61,6 +69,49 @@ def take_records() -> dict[str, list[dict[str, Any]]]:
     out = {k: list(v) for k, v in _records.items()}
     _records.clear()
     return out
+
+
+def scope(cache_key: str | None, *, reuse: bool, store: str | None = None) -> None:
+    """Set the current step's cache key (the runtime calls this once the task knows its
+    effective key, after any upstream re-ran), keeping its records. A no-op outside a
+    step."""
+    global _current
+    if _current is not None:
+        _current = dataclasses.replace(_current, cache_key=cache_key, reuse=reuse,
+                                       store=store)
+
+
+#: marker file in a trainer folder scoped to a pipeline step (``trainer_dir``), JSON:
+#: ``{"key", "run_id", "step", "store"}``; ``airflowdsl cache gc`` reads it
+TRAINER_MARKER = ".airflowdsl-step.json"
+
+
+def trainer_dir(storage: str, name: str) -> str:
+    """Where a fit named ``name`` keeps its checkpoints under ``storage``.
+
+    Outside a pipeline step: ``storage/name``, so a rerun with the same
+    ``RunConfig(name=...)`` resumes from its checkpoints. Inside a step the folder is
+    scoped to the step's cache key, ``storage/name/key-<key[:16]>``: a rerun of the same
+    key (a step that failed or was killed midway) still resumes, but a cache miss
+    (another key: new data, params or code) starts fresh instead of adopting the
+    checkpoints of a different computation. Where the step may not reuse stored work
+    (forced, ``cache=False``, persistence off) it is private to the run:
+    ``storage/name/run-<run id>-<step>``. The folder holds ``TRAINER_MARKER`` so that
+    ``airflowdsl cache gc`` can collect it once the key's result is stored.
+    """
+    ctx = _current
+    if ctx is None:
+        return os.path.join(storage, name)
+    leaf = (f"key-{ctx.cache_key[:16]}" if ctx.cache_key and ctx.reuse
+            else f"run-{ctx.run_id}-{ctx.step}".replace(os.sep, "_"))
+    path = os.path.join(storage, name, leaf)
+    os.makedirs(path, exist_ok=True)
+    marker = os.path.join(path, TRAINER_MARKER)
+    if not os.path.exists(marker):
+        with open(marker, "w", encoding="utf-8") as f:
+            json.dump({"key": ctx.cache_key, "run_id": ctx.run_id, "step": ctx.step,
+                       "store": ctx.store}, f)
+    return path
 
 
 def current() -> StepContext | None:
@@ -132,5 +183,5 @@ def clear(run_id: str) -> None:
         return
 
 
-__all__ = ["NAMESPACE", "StepContext", "bind", "clear", "current", "publish", "read",
-           "read_run", "record", "take_records"]
+__all__ = ["NAMESPACE", "TRAINER_MARKER", "StepContext", "bind", "clear", "current", "publish",
+           "read", "read_run", "record", "scope", "take_records", "trainer_dir"]

@@ -115,7 +115,8 @@ def cache_gc(grace: Annotated[float, typer.Option(
                  help="Only remove what has been unused this many seconds")] = 3600.0,
              dry_run: Annotated[bool, typer.Option("--dry-run", help="List, remove nothing")] = False,
              store: Store = None) -> None:
-    """Remove orphaned write folders, expired entries and unused lock files."""
+    """Remove orphaned write folders, expired entries, finished steps' trainer folders and
+    unused lock files."""
     from airflowdsl.runtime.gc import collect
     from airflowdsl.runtime.store import ArtifactStore
 
@@ -123,9 +124,9 @@ def cache_gc(grace: Annotated[float, typer.Option(
     r = collect(st, grace_s=grace, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     typer.echo(f"{verb} {len(r.orphans)} orphaned write folder(s), {len(r.expired)} expired "
-               f"entr{'y' if len(r.expired) == 1 else 'ies'} ({_size(r.freed_bytes)}), "
-               f"{len(r.other)} other file(s) from {st.root}; {len(r.skipped_busy)} busy entries "
-               "skipped")
+               f"entr{'y' if len(r.expired) == 1 else 'ies'}, {len(r.trainer)} trainer "
+               f"folder(s) ({_size(r.freed_bytes)}), {len(r.other)} other file(s) from "
+               f"{st.root}; {len(r.skipped_busy)} busy entries skipped")
 
 
 def _size(n: float) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from airflowdsl.air import progress
 from airflowdsl.errors import CorruptArtifact
 from airflowdsl.runtime.cache import CacheKey
 from airflowdsl.runtime.lease import Lease
@@ -84,6 +85,7 @@ class Claim:
                            "served": self.reason, "key": self.key})
 
     def __enter__(self) -> Claim:
+        self._scope()
         if (self.store is None or self.ctl is None or self.key is None or not self.ctl.lookup
                 or self.key.pending):
             return self
@@ -102,6 +104,15 @@ class Claim:
             self.hit = (outputs, manifest)
             self.reason = self._why()
         return self
+
+    def _scope(self) -> None:
+        """Tell the step context its key and whether it may reuse stored work under it
+        (not when forced, ``cache=False``, persistence off, inputs still unknown): trainer
+        storage is scoped by them (``air.progress.trainer_dir``)."""
+        reusable = (self.store is not None and self.ctl is not None and self.ctl.lookup
+                    and self.key is not None and not self.key.pending)
+        progress.scope(self.digest, reuse=reusable,
+                       store=self.store.root if self.store is not None else None)
 
     def _why(self) -> str:
         if self._cutoff:

@@ -55,7 +55,7 @@ class _FitState:
         rc = trainer.run_config
         name = rc.name or f"{type(trainer).__name__}_{time.strftime('%Y%m%d-%H%M%S')}_{uuid.uuid4().hex[:6]}"
         self.name = name
-        self.run_dir = os.path.join(rc.resolved_storage_path(), name)
+        self.run_dir = progress.trainer_dir(rc.resolved_storage_path(), name)  # per key in a step
         os.makedirs(self.run_dir, exist_ok=True)
         self.manager = CheckpointManager(self.run_dir, rc.checkpoint_config)
         previous = self.manager.adopt_existing()
