@@ -21,6 +21,7 @@ def src(n: int = 3) -> list:
 
 @af.preprocess
 def square(xs: list, fail: bool = False) -> list:
+    print("squaring", len(xs), "numbers")
     if fail:
         raise RuntimeError("square refused")
     return [x * x for x in xs]
@@ -43,7 +44,7 @@ def env(tmp_path: Path) -> tuple[CliRunner, str, str]:
 
 
 def invoke(runner: CliRunner, *args: str) -> tuple[int, str]:
-    res = runner.invoke(app, list(args))
+    res = runner.invoke(app, list(args), env={"COLUMNS": "250"})  # tables unfolded
     return res.exit_code, res.output
 
 
@@ -56,7 +57,7 @@ def test_run_rerun_history_show_cache(env: tuple[CliRunner, str, str], tmp_path:
     code, out = invoke(runner, "run", f, "-p", "n=4", "--store", store)
     assert code == 0 and "0 ran, 3 cached" in out
     code, out = invoke(runner, "explain", f, "-p", "n=5", "--store", store)
-    assert code == 0 and "param n changed: 4 -> 5" in out and "upstream src changed" in out
+    assert code == 0 and "param n changed: 4 -> 5" in out and "upstream src re-runs" in out
     code, out = invoke(runner, "runs", "--store", store, "--pipeline", "clipipe")
     assert code == 0 and run_id in out
     code, out = invoke(runner, "show", run_id, "--store", store)
@@ -78,6 +79,14 @@ def test_failed_run_exits_1_with_user_traceback(env: tuple[CliRunner, str, str])
     assert code == 1
     assert "square refused" in out and 'raise RuntimeError("square refused")' in out
     assert "failed" in out
+    # the failed step's log path is shown, and holds what the step printed
+    log = re.search(r"log of square: (\S+square\.log)", out)
+    assert log is not None, out
+    assert "squaring 3 numbers" in Path(log.group(1)).read_text()
+    run_id = re.search(r"airflowdsl logs (\d{8}-\d{6}-\w+)", out).group(1)  # type: ignore[union-attr]
+    code, out = invoke(runner, "logs", run_id, "square", "--store", store)
+    assert code == 0 and "squaring 3 numbers" in out
+    assert invoke(runner, "logs", run_id, "nope", "--store", store)[0] == 2
 
 
 def test_bad_input_exits_2(env: tuple[CliRunner, str, str], tmp_path: Path) -> None:
