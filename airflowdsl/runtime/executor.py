@@ -21,6 +21,7 @@ from airflowdsl.runtime.planner import StepPlan, make_plan, output_refs
 from airflowdsl.runtime.raycluster import RayCluster, ship_by_value
 from airflowdsl.runtime.resources import Request, check_feasible
 from airflowdsl.runtime.run import Run, StepRun
+from airflowdsl.runtime.rungraph import write_run_graph
 from airflowdsl.runtime.runlog import capture_worker_output, run_log_dir
 from airflowdsl.runtime.store import ArtifactStore
 from airflowdsl.runtime.tasks import StepFailed
@@ -64,6 +65,7 @@ def execute(compiled: Any, *, store: str | os.PathLike[str] | None = None, force
     run_id, started = run_id or new_run_id(), time.time()
     plans = make_plan(compiled, st, force=force, from_step=from_step, only=only, persist=persist)
     history.start_run(run_id, compiled.name, dict(compiled.params), st.root, started)
+    write_run_graph(st.root, run_id, compiled)  # the DAG for readers (airflowdsl ui)
     steps = {n: StepRun(n, p.spec.kind, cache_key=p.key.digest, reason=p.reason)
              for n, p in plans.items()}
 

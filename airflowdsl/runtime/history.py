@@ -99,8 +99,20 @@ _SHARED: dict[tuple[str, int], History] = {}
 class History:
     """Thin, process-safe access to one history database."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:
+        """Open (and create) the database at ``path``; ``readonly``: open an existing one
+        for reading only (nothing is created; ``FileNotFoundError`` when there is none)."""
         self.path = Path(path)
+        if readonly:
+            if not self.path.is_file():
+                raise FileNotFoundError(f"no run history at {self.path}")
+            self._conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                         timeout=60, isolation_level=None,
+                                         check_same_thread=False)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA busy_timeout = 60000")
+            self._inode = os.stat(self.path).st_ino
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, timeout=60, isolation_level=None,
                                      check_same_thread=False)
@@ -196,6 +208,41 @@ class History:
         rows = self._conn.execute(q + " ORDER BY started DESC LIMIT ?",
                                   ((pipeline,) if pipeline else ()) + (limit,))
         return [dict(r) for r in rows]
+
+    def runs_page(self, pipeline: str | None = None, status: str | None = None,
+                  limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """Runs newest first, filtered, one page: (rows, how many match). Each row also has
+        ``n_steps``, ``n_executed`` (ran: not cached, not skipped) and ``n_cached``."""
+        where, args = [], []
+        for col, value in (("pipeline", pipeline), ("status", status)):
+            if value:
+                where.append(f"r.{col} = ?")
+                args.append(value)
+        cond = (" WHERE " + " AND ".join(where)) if where else ""
+        total = self._conn.execute("SELECT count(*) FROM runs r" + cond, args).fetchone()[0]
+        rows = self._conn.execute(
+            "SELECT r.*, count(s.name) AS n_steps,"
+            " coalesce(sum(s.cached = 0 AND s.status != 'skipped'), 0) AS n_executed,"
+            " coalesce(sum(s.cached), 0) AS n_cached"
+            " FROM (SELECT * FROM runs r" + cond + " ORDER BY started DESC LIMIT ? OFFSET ?) r"
+            " LEFT JOIN steps s ON s.run_id = r.id GROUP BY r.id ORDER BY r.started DESC",
+            [*args, limit, offset])
+        return [dict(r) for r in rows], int(total)
+
+    def pipelines(self) -> list[str]:
+        """Names of the pipelines with recorded runs."""
+        return [r[0] for r in self._conn.execute("SELECT DISTINCT pipeline FROM runs ORDER BY 1")]
+
+    def previous_components(self, pipeline: str, step: str, before: float
+                            ) -> dict[str, Any] | None:
+        """Key components of ``step`` in the latest run of ``pipeline`` started before
+        ``before`` in which it succeeded (what a run's cache miss is explained against)."""
+        row = self._conn.execute(
+            "SELECT s.components FROM steps s JOIN runs r ON r.id = s.run_id"
+            " WHERE r.pipeline = ? AND s.name = ? AND s.status = 'succeeded'"
+            " AND s.components IS NOT NULL AND r.started < ? ORDER BY r.started DESC LIMIT 1",
+            (pipeline, step, before)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         """One run (id or unique id prefix) with its steps and metrics."""

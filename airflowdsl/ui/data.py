@@ -1,0 +1,412 @@
+"""What the pages show, read from a store without changing it.
+
+Runs, steps, metrics and step records come from the run history (opened read-only:
+``History(path, readonly=True)``), a run's graph from ``<root>/runs/<id>/dag.json``
+(``runtime.rungraph``; for runs without one, edges are rebuilt from the input part of
+the steps' recorded cache keys), outputs from the store's manifests, logs from
+``<root>/runs/<id>/logs``. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from airflowdsl.errors import LoadError
+from airflowdsl.runtime.explain import diff_components, library_changes
+from airflowdsl.runtime.history import History, history_path
+from airflowdsl.runtime.rungraph import read_run_graph
+from airflowdsl.runtime.runlog import run_log_dir
+from airflowdsl.runtime.store import ArtifactStore, default_root
+
+STATUSES = ("succeeded", "cached", "failed", "cancelled", "skipped", "running", "pending")
+RUN_STATUSES = ("running", "succeeded", "failed", "cancelled")
+LOG_TAIL_BYTES = 64 * 1024
+_SPLIT_PREFIXES = ("train", "valid", "validation", "val", "eval", "test")
+
+
+def when(ts: float | None) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
+
+
+def seconds(d: float | None) -> str:
+    if d is None:
+        return ""
+    if d < 60:
+        return f"{d:.2f}s"
+    m, s = divmod(int(d), 60)
+    return f"{m}m{s:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m"
+
+
+def size(n: float | None) -> str:
+    if n is None:
+        return ""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _loads(text: str | None, default: Any) -> Any:
+    try:
+        return json.loads(text) if text else default
+    except ValueError:
+        return default
+
+
+def metric_group(name: str) -> tuple[str, str]:
+    """``train-logloss`` -> (``logloss``, ``train``): the chart a series goes in, and its
+    label; names without a split prefix are their own chart."""
+    for sep in ("-", "_", "/"):
+        head, found, tail = name.partition(sep)
+        if found and tail and head.lower() in _SPLIT_PREFIXES:
+            return tail, head
+    return name, name
+
+
+@dataclass
+class StoreView:
+    """Read-only access to one store root (its history is opened on first need, so a page
+    started before the first run shows runs once there are some)."""
+
+    root: str
+    _history: History | None = None
+
+    @classmethod
+    def open(cls, store: str | None) -> StoreView:
+        """The view of ``store`` (default: ``$AIRFLOWDSL_HOME`` or ``./.airflowdsl``).
+
+        Raises:
+            LoadError: the store does not exist (a local folder that is missing, or a URI
+                store with no run history on this machine).
+        """
+        root = default_root(store)
+        local = "://" not in root or root.startswith("file://")
+        folder = root.removeprefix("file://")
+        if local and not os.path.isdir(folder):
+            raise LoadError(f"no store at {folder} (run a pipeline first, or pass --store)")
+        if not local and not history_path(root).is_file():
+            raise LoadError(f"no run history for {root} on this machine "
+                            f"(expected {history_path(root)})")
+        return cls(root)
+
+    @property
+    def history(self) -> History | None:
+        if self._history is None:
+            try:
+                self._history = History(history_path(self.root), readonly=True)
+            except (FileNotFoundError, OSError):
+                return None
+        return self._history
+
+    # --- runs ---------------------------------------------------------------------
+
+    def runs_page(self, pipeline: str | None, status: str | None, page: int,
+                  per_page: int = 50) -> dict[str, Any]:
+        h = self.history
+        if h is None:
+            return {"runs": [], "total": 0, "page": 1, "pages": 1, "pipelines": []}
+        rows, total = h.runs_page(pipeline, status, per_page, (page - 1) * per_page)
+        for r in rows:
+            r["started_at"] = when(r["started"])
+            r["duration"] = seconds(r["ended"] - r["started"]) if r["ended"] else ""
+        return {"runs": rows, "total": total, "page": page,
+                "pages": max(1, math.ceil(total / per_page)), "pipelines": h.pipelines()}
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        """One run with its steps (as shown: ``cached`` for cache hits, ``running`` for an
+        unfinished step of a running run whose upstreams are done), graph and metrics."""
+        h = self.history
+        rec = h.run(run_id) if h is not None else None
+        if rec is None:
+            return None
+        rec["params"] = _loads(rec["params"], {})
+        rec["started_at"] = when(rec["started"])
+        rec["duration"] = seconds(rec["ended"] - rec["started"]) if rec["ended"] else ""
+        store = rec["store"] or self.root
+        graph = read_run_graph(store, rec["id"]) or self._graph_from_steps(rec["steps"])
+        recorded = {s["name"]: s for s in rec["steps"]}
+        nodes = {n["name"]: n for n in graph["nodes"]}
+        for s in rec["steps"]:  # a step the graph file does not know (should not happen)
+            nodes.setdefault(s["name"], {"name": s["name"], "kind": s["kind"], "params": {},
+                                         "inputs": {}, "input_types": {}, "output_types": []})
+        preds: dict[str, list[str]] = {n: [] for n in nodes}
+        for e in graph["edges"]:
+            if e["target"] in preds:
+                preds[e["target"]].append(e["source"])
+        steps = []
+        for name, node in nodes.items():
+            s = recorded.get(name)
+            if s is not None:
+                status = "cached" if s["cached"] and s["status"] == "succeeded" else s["status"]
+            elif rec["status"] == "running" and all(
+                    recorded.get(p, {}).get("status") == "succeeded" for p in preds[name]):
+                status = "running"
+            else:
+                status = "pending" if rec["status"] == "running" else "skipped"
+            steps.append({"name": name, "kind": (s or node).get("kind") or "step",
+                          "status": status, "duration": seconds(s["duration_s"])
+                          if s and not s["cached"] else "",
+                          "error": (s or {}).get("error")})
+        metrics: dict[str, dict[str, float]] = {}
+        for m in rec["metrics"]:
+            metrics.setdefault(m["step"], {})[m["name"]] = m["value"]
+        rec.update(step_list=steps, graph=graph, metric_table=metrics)
+        return rec
+
+    @staticmethod
+    def _graph_from_steps(steps: list[dict[str, Any]]) -> dict[str, Any]:
+        """Nodes from the recorded steps, edges from their keys' input parts."""
+        names = {s["name"] for s in steps}
+        nodes, edges = [], []
+        for s in steps:
+            comp = _loads(s["components"], {})
+            inputs = (comp.get("inputs") or {}).get("notes") or {}
+            ins = {}
+            for param, up in inputs.items():
+                src, _, idx = str(up).partition("#")
+                ins[param] = [src, int(idx) if idx.isdigit() else None]
+                if src in names:
+                    edges.append({"source": src, "target": s["name"], "param": param, "type": ""})
+            params = (comp.get("params") or {}).get("notes") or {}
+            nodes.append({"name": s["name"], "kind": s["kind"], "params": params, "inputs": ins,
+                          "input_types": {}, "output_types": []})
+        return {"nodes": nodes, "edges": edges, "version": 0}
+
+    def status(self, run_id: str) -> dict[str, Any] | None:
+        """What a live page polls: the run's status and each step's shown status."""
+        rec = self.run(run_id)
+        if rec is None:
+            return None
+        return {"id": rec["id"], "status": rec["status"], "duration": rec["duration"],
+                "steps": {s["name"]: {"status": s["status"], "duration": s["duration"]}
+                          for s in rec["step_list"]}}
+
+    # --- one step -----------------------------------------------------------------
+
+    def step(self, rec: dict[str, Any], name: str) -> dict[str, Any] | None:
+        """The panel of step ``name`` of run ``rec`` (from :meth:`run`)."""
+        shown = next((s for s in rec["step_list"] if s["name"] == name), None)
+        if shown is None:
+            return None
+        node = next(n for n in rec["graph"]["nodes"] if n["name"] == name) \
+            if any(n["name"] == name for n in rec["graph"]["nodes"]) else {}
+        s = next((x for x in rec["steps"] if x["name"] == name), None) or {}
+        store = rec["store"] or self.root
+        comp = _loads(s.get("components"), {})
+        params = node.get("params") or (comp.get("params") or {}).get("notes") or {}
+        out: dict[str, Any] = {
+            "name": name, "kind": shown["kind"], "status": shown["status"],
+            "duration": shown["duration"], "started_at": when(s.get("started")),
+            "params": params, "cache_key": s.get("cache_key"),
+            "why": self._why(rec, name, shown["status"], comp),
+            "error": s.get("error"), "traceback": s.get("traceback"),
+            "metrics": rec["metric_table"].get(name, {}),
+        }
+        by_name = {x["name"]: x for x in rec["steps"]}
+        arts = ArtifactStore(store)
+        inputs = []
+        for param, (up, idx) in (node.get("inputs") or {}).items():
+            upstream = by_name.get(up) or {}
+            files = self._output(arts, upstream.get("cache_key"), idx or 0)
+            inputs.append({"param": param, "from": up if idx is None else f"{up}[{idx}]",
+                           "upstream": up, "type": (node.get("input_types") or {}).get(param, ""),
+                           **files})
+        outputs = []
+        types = node.get("output_types") or []
+        paths = _loads(s.get("artifacts"), [])
+        manifest = self._manifest(arts, s.get("cache_key"))
+        count = len(manifest["outputs"]) if manifest else max(len(types), len(paths))
+        for i in range(count):
+            info = self._describe(manifest["outputs"][i]) if manifest else {}
+            outputs.append({"index": i, "type": types[i] if i < len(types) else "",
+                            "path": paths[i] if i < len(paths) else "", **info})
+        out.update(inputs=inputs, outputs=outputs)
+        out["log"], out["log_truncated"], out["log_path"] = self._log(store, rec["id"], name)
+        h = self.history
+        records = h.records(rec["id"], name) if h is not None else []
+        out["reports"] = [r["data"] for r in records if r["kind"] == "report"]
+        out["trials"] = [r["data"] for r in records if r["kind"] == "trial"]
+        out["charts"] = report_charts(out["reports"])
+        out["checkpoints"] = [r for r in out["reports"] if r.get("checkpoint")]
+        out["trial_view"] = trial_view(out["trials"])
+        return out
+
+    def _why(self, rec: dict[str, Any], name: str, status: str,
+             comp: dict[str, Any]) -> list[str]:
+        if status == "skipped":
+            return ["not run: an upstream step failed, or it was left out (--only)"]
+        if status in ("pending", "running"):
+            return [f"{status}: not finished yet"]
+        h = self.history
+        old = h.previous_components(rec["pipeline"], name, rec["started"]) \
+            if h is not None and comp else None
+        if status == "cached":
+            return ["served from the cache", *(library_changes(old, comp) if old else [])]
+        if status == "cancelled":
+            return ["cancelled before it finished (Ctrl-C)"]
+        if not comp:
+            return ["ran (no cache key recorded)"]
+        if old is None:
+            return ["ran: never run before"]
+        return diff_components(old, comp) or [
+            "ran with the same key as its last result: a forced rerun (--no-cache, --from), "
+            "cache=False, an expired cache_ttl, or the stored result was gone"]
+
+    @staticmethod
+    def _manifest(arts: ArtifactStore, key: str | None) -> dict[str, Any] | None:
+        if not key:
+            return None
+        try:
+            return arts.manifest(key)
+        except Exception:  # noqa: BLE001 - an unreadable store shows no sizes
+            return None
+
+    @staticmethod
+    def _describe(out: dict[str, Any]) -> dict[str, Any]:
+        files = out.get("files") or {}
+        total = sum(int(v[0]) for v in files.values() if isinstance(v, list) and v)
+        return {"format": out.get("format", ""), "size": size(total), "files": len(files),
+                "class": out.get("type", "")}
+
+    def _output(self, arts: ArtifactStore, key: str | None, index: int) -> dict[str, Any]:
+        m = self._manifest(arts, key)
+        if m is None or index >= len(m["outputs"]):
+            return {"format": "", "size": "", "files": 0, "class": ""}
+        return self._describe(m["outputs"][index])
+
+    def log_file(self, store: str, run_id: str, name: str) -> str | None:
+        """Path of the log ``name`` (a step name, or ``ray``) of a run, if it exists."""
+        folder = run_log_dir(store, run_id)
+        if folder is None or name != os.path.basename(name) or name.startswith("."):
+            return None
+        path = os.path.join(folder, f"{name}.log")
+        return path if os.path.isfile(path) else None
+
+    def _log(self, store: str, run_id: str, name: str) -> tuple[str | None, bool, str | None]:
+        path = self.log_file(store, run_id, name)
+        if path is None:
+            return None, False, None
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            end = f.tell()
+            f.seek(max(0, end - LOG_TAIL_BYTES))
+            text = f.read().decode("utf-8", errors="replace")
+        return text, end > LOG_TAIL_BYTES, path
+
+    def logs(self, rec: dict[str, Any]) -> list[str]:
+        """Names of a run's log files (steps first, ``ray`` last)."""
+        folder = run_log_dir(rec["store"] or self.root, rec["id"])
+        if folder is None or not os.path.isdir(folder):
+            return []
+        names = sorted(f[:-4] for f in os.listdir(folder) if f.endswith(".log"))
+        return sorted(names, key=lambda n: n == "ray")
+
+    # --- compare ------------------------------------------------------------------
+
+    def compare(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+        """Two runs (from :meth:`run`) side by side: params, steps, metrics."""
+        pa, pb = a["params"], b["params"]
+        params = [{"name": k, "a": pa.get(k, ""), "b": pb.get(k, ""),
+                   "changed": pa.get(k) != pb.get(k)} for k in sorted(set(pa) | set(pb))]
+        sa = {s["name"]: s for s in a["steps"]}
+        sb = {s["name"]: s for s in b["steps"]}
+        shown_a = {s["name"]: s for s in a["step_list"]}
+        shown_b = {s["name"]: s for s in b["step_list"]}
+        steps = []
+        for name in list(shown_a) + [n for n in shown_b if n not in shown_a]:
+            x, y = sa.get(name) or {}, sb.get(name) or {}
+            ka, kb = x.get("cache_key"), y.get("cache_key")
+            ca, cb = _loads(x.get("components"), {}), _loads(y.get("components"), {})
+            if ka and kb and ka == kb:
+                why = ["same key"]
+            elif ca and cb:
+                why = diff_components(ca, cb) or ["same recipe, different input content"]
+            else:
+                why = ["not recorded in both runs"]
+            steps.append({"name": name,
+                          "a": (shown_a.get(name) or {}).get("status", "-"),
+                          "b": (shown_b.get(name) or {}).get("status", "-"),
+                          "key_a": (ka or "")[:12], "key_b": (kb or "")[:12],
+                          "changed": not (ka and ka == kb), "why": why})
+        ma, mb = a["metric_table"], b["metric_table"]
+        metrics = []
+        for step in sorted(set(ma) | set(mb)):
+            for k in sorted(set(ma.get(step, {})) | set(mb.get(step, {}))):
+                va, vb = ma.get(step, {}).get(k), mb.get(step, {}).get(k)
+                delta = vb - va if va is not None and vb is not None else None
+                metrics.append({"step": step, "name": k, "a": va, "b": vb, "delta": delta})
+        return {"params": params, "steps": steps, "metrics": metrics}
+
+    def close(self) -> None:
+        if self._history is not None:
+            self._history.close()
+            self._history = None
+
+
+# --- records ---------------------------------------------------------------------
+
+_NOT_SERIES = {"training_iteration", "time_total_s", "timestamp", "time_this_iter_s",
+               "checkpoint", "epoch", "step", "done"}
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def report_charts(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Line charts of a training step's reports over iterations: one chart per metric,
+    with ``train-X``/``valid-X`` (and ``_``, ``/`` spellings) as series of chart ``X``."""
+    charts: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for i, row in enumerate(reports, 1):
+        x = row.get("training_iteration", i)
+        for k, v in row.items():
+            if k in _NOT_SERIES or not _number(v):
+                continue
+            chart, label = metric_group(k)
+            charts.setdefault(chart, {}).setdefault(label, []).append((x, v))
+    return [{"metric": name, "series": [{"label": label, "points": pts}
+                                        for label, pts in series.items()]}
+            for name, series in charts.items()]
+
+
+def trial_view(trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """A Tune step's trials as a table (config columns, metric columns, status, best) and
+    the data of a config-vs-metric scatter chart."""
+    rows: list[dict[str, Any]] = []
+    for i, t in enumerate(trials):
+        config = t.get("config") if isinstance(t.get("config"), dict) else {
+            k.split("/", 1)[1]: v for k, v in t.items() if k.startswith("config/")}
+        metrics = t.get("metrics") if isinstance(t.get("metrics"), dict) else {
+            k: v for k, v in t.items() if _number(v) and not k.startswith("config/")
+            and k not in ("best",)}
+        rows.append({"id": str(t.get("trial_id") or t.get("id") or f"trial_{i}"),
+                     "config": config, "metrics": metrics,
+                     "status": str(t.get("status") or ""), "best": bool(t.get("best"))})
+    config_keys = sorted({k for r in rows for k in r["config"]})
+    metric_keys = sorted({k for r in rows for k, v in r["metrics"].items() if _number(v)}
+                         - _NOT_SERIES)
+    numeric_config = [k for k in config_keys
+                      if all(_number(r["config"].get(k)) for r in rows if k in r["config"])]
+    metric = next((str(t["metric"]) for t in trials if isinstance(t.get("metric"), str)), None)
+    if metric not in metric_keys:  # else the first metric the best trial is extreme in
+        best = next((r for r in rows if r["best"]), None)
+
+        def extreme(k: str) -> bool:
+            values = [r["metrics"][k] for r in rows if _number(r["metrics"].get(k))]
+            return best is not None and best["metrics"].get(k) in (min(values), max(values))
+
+        metric = next((k for k in metric_keys if extreme(k)), metric_keys[0] if metric_keys
+                      else None)
+    return {"rows": rows, "config_keys": config_keys, "metric_keys": metric_keys,
+            "numeric_config": numeric_config, "metric": metric,
+            "best": next((r["id"] for r in rows if r["best"]), None)}
+
+
+__all__ = ["RUN_STATUSES", "STATUSES", "StoreView", "metric_group", "report_charts",
+           "seconds", "size", "trial_view", "when"]
