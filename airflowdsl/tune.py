@@ -27,6 +27,8 @@ from airflowdsl.air.checkpoint import Checkpoint
 from airflowdsl.air.config import CheckpointConfig, RunConfig
 from airflowdsl.air.resources import free_for_nested
 from airflowdsl.air.result import Result
+from airflowdsl.air.search import config_fields, contains_search_space
+from airflowdsl.train import preprocess
 from airflowdsl.train.trainer import BaseTrainer
 
 # --- search space (Ray Tune's own objects, so any Tune searcher understands them) -----
@@ -94,10 +96,16 @@ class TuneReportCallback(ReportCallback):
         _report_to_tune(metrics, checkpoint)
 
 
-def _trainer_trial(config: dict[str, Any], trainer: BaseTrainer) -> None:
-    """One Tune trial of a trainer: overrides applied, reports forwarded to Tune."""
+def _trainer_trial(config: dict[str, Any], trainer: BaseTrainer,
+                   configs: dict[str, Any] | None = None) -> None:
+    """One Tune trial of a trainer: overrides applied, reports forwarded to Tune.
+
+    ``configs``: the config objects of ``param_space`` that held search spaces (Tune
+    resolved them as dicts of their fields); each is rebuilt with its resolved values,
+    which validates them (``ScalingConfig(num_workers=grid_search([1, 2]))``)."""
     from ray import tune
 
+    config = _rebuilt(config, configs or {})
     trial = trainer.with_overrides(config) if config else trainer
     workdir = tempfile.mkdtemp(prefix="airflowdsl-trial-")
     overrides: dict[str, Any] = {}
@@ -159,6 +167,49 @@ def _report_to_tune(metrics: dict[str, Any], checkpoint: Checkpoint | None) -> N
     tune.report(clean, checkpoint=ray_ckpt)
 
 
+def _rebuilt(config: dict[str, Any], configs: dict[str, Any]) -> dict[str, Any]:
+    out = dict(config)
+    for key, original in configs.items():
+        if isinstance(out.get(key), dict):
+            out[key] = dataclasses.replace(original, **out[key])
+    return out
+
+
+def _config_variants(trainer: BaseTrainer, configs: dict[str, Any]) -> list[BaseTrainer]:
+    """The trainer under every value the search spaces of ``configs`` can take (grid
+    values and ``choice`` categories; other spaces keep the trainer's own value)."""
+    import itertools
+
+    variants = [trainer]
+    for key, original in configs.items():
+        axes = []
+        for name, value in config_fields(original).items():
+            if isinstance(value, dict) and set(value) == {"grid_search"}:
+                axes.append([(name, v) for v in value["grid_search"]])
+            elif isinstance(getattr(value, "categories", None), list):
+                axes.append([(name, v) for v in value.categories])
+        for combo in itertools.product(*axes) if axes else []:
+            try:
+                resolved = dataclasses.replace(original, **dict(combo))
+            except Exception:  # noqa: BLE001 - an invalid variant fails in its own trial
+                continue
+            if not contains_search_space(resolved):
+                variants.append(trainer.with_overrides({key: resolved}))
+    return variants
+
+
+def _for_tune(param_space: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``param_space`` with every config object that holds a search space turned into a
+    dict of its fields (Tune resolves dicts, not objects); and those objects by key."""
+    space, configs = dict(param_space), {}
+    for key, value in param_space.items():
+        if (dataclasses.is_dataclass(value) and not isinstance(value, type)
+                and contains_search_space(value)):
+            configs[key] = value
+            space[key] = config_fields(value)
+    return space, configs
+
+
 # --- resources -----------------------------------------------------------------------
 
 
@@ -191,18 +242,46 @@ def _default_concurrency(bundles: list[dict[str, float]], cluster_cpus: float, *
     return int(max(1, fits))
 
 
-def _materialized(trainer: BaseTrainer) -> BaseTrainer:
+def _materialized(trainer: BaseTrainer, param_space: dict[str, Any]
+                  ) -> tuple[BaseTrainer, dict[str, Any], bool]:
     """Data first, then reservations: the trainer with its lazy datasets materialized here,
     before any trial holds a placement group (a trial's Ray Data tasks would otherwise
-    wait for CPUs the trials hold)."""
+    wait for CPUs the trials hold); datasets in ``param_space`` (grid values included)
+    too. A preprocessor the ``param_space`` leaves alone is fitted and applied here, once
+    for all trials (the trials store it in their checkpoints). Returns ``(trainer,
+    param_space, trials_preprocess)``: the last is True when each trial still fits and
+    applies a preprocessor itself (it then needs a free CPU for that Ray Data work)."""
+    space = dict(param_space)
+    if "datasets" in space:
+        space["datasets"] = _materialize_all(space["datasets"])
     datasets = getattr(trainer, "datasets", None)
     if not datasets:
-        return trainer
-    from ray.data.dataset import MaterializedDataset
+        return trainer, space, False
+    preprocessor = getattr(trainer, "preprocessor", None)
+    if (preprocessor is not None and not isinstance(preprocessor, preprocess.Applied)
+            and "preprocessor" not in space and "datasets" not in space):
+        fitted, transformed = preprocess.prepare(preprocessor, datasets)
+        return trainer.with_overrides({
+            "datasets": {k: _materialize_all(v) for k, v in transformed.items()},
+            "preprocessor": preprocess.Applied(fitted)}), space, False
+    lazy = {k: _materialize_all(v) for k, v in datasets.items()}
+    trainer = trainer.with_overrides({"datasets": lazy}) if lazy else trainer
+    trials_preprocess = preprocessor is not None and not isinstance(preprocessor,
+                                                                    preprocess.Applied)
+    return trainer, space, trials_preprocess or "preprocessor" in space
 
-    lazy = {k: v.materialize() for k, v in datasets.items()
-            if hasattr(v, "materialize") and not isinstance(v, MaterializedDataset)}
-    return trainer.with_overrides({"datasets": lazy}) if lazy else trainer
+
+def _materialize_all(value: Any) -> Any:
+    """Every lazy Ray Dataset in ``value`` (dicts, lists, grid_search values) materialized."""
+    if isinstance(value, dict):
+        return {k: _materialize_all(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_materialize_all(v) for v in value]
+    if hasattr(value, "materialize") and hasattr(value, "iter_batches"):
+        from ray.data.dataset import MaterializedDataset
+
+        return value if isinstance(value, MaterializedDataset) else value.materialize()
+    return value
 
 
 def _progress_callback() -> Any:
@@ -296,6 +375,70 @@ class ResultGrid:
         return f"ResultGrid({len(self)} trials, {self.num_errors} errors)"
 
 
+def trial_rows(grid: ResultGrid, *, metric: str | None, mode: str | None
+               ) -> list[dict[str, Any]]:
+    """One JSON-able row per trial: ``trial_id``, ``config``, ``metrics`` (the last
+    report's numbers), ``status`` (``TERMINATED`` / ``ERROR``), ``best`` (by ``metric`` /
+    ``mode``), ``checkpoint`` (its path) and ``error``."""
+    rows: list[dict[str, Any]] = []
+    for raw in grid._grid:  # Ray's results: their metrics still hold trial_id
+        metrics = dict(raw.metrics or {})
+        rows.append({
+            "trial_id": str(metrics.get("trial_id", len(rows))),
+            "config": _jsonable(raw.config or {}),
+            "metrics": {k: v for k, v in metrics.items()
+                        if k not in _BOOKKEEPING and _is_number(v)},
+            "status": "ERROR" if raw.error else "TERMINATED",
+            "best": False,
+            "checkpoint": raw.checkpoint.path if raw.checkpoint else None,
+            "error": f"{type(raw.error).__name__}: {raw.error}".splitlines()[0]
+            if raw.error else None,
+        })
+    scored = [r for r in rows if metric and _is_number(r["metrics"].get(metric))
+              and not math.isnan(r["metrics"][metric])]
+    if scored and mode in ("min", "max"):
+        pick = min if mode == "min" else max
+        pick(scored, key=lambda r: r["metrics"][metric])["best"] = True
+    return rows
+
+
+def record_trials(grid: ResultGrid, *, metric: str | None, mode: str | None) -> None:
+    """The trials as ``"trial"`` records of the current pipeline step (run history,
+    ``airflowdsl show RUN --step NAME``); nothing outside a step."""
+    from airflowdsl.air import progress
+
+    if progress.current() is None:
+        return
+    for row in trial_rows(grid, metric=metric, mode=mode):
+        progress.record("trial", row)
+
+
+_BOOKKEEPING = frozenset({"trial_id", "timestamp", "pid", "date", "hostname", "node_ip",
+                          "time_this_iter_s", "time_since_restore", "iterations_since_restore",
+                          "timesteps_since_restore", "done", "checkpoint_dir_name"})
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _jsonable(value: Any) -> Any:
+    """Configs hold numbers and strings, but also datasets or preprocessors: those as
+    their repr (cut at 80 characters)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {type(value).__name__: _jsonable(config_fields(value))}
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 # --- the Tuner -----------------------------------------------------------------------
 
 
@@ -346,21 +489,33 @@ class Tuner:
         tc = self.tune_config
         max_concurrent = tc.max_concurrent_trials
         trainable: Any
+        param_space, configs = _for_tune(self.param_space)
         if isinstance(self.trainable, BaseTrainer):
-            trainer = _materialized(self.trainable)
-            bundles = trial_bundles(trainer, cluster_cpus=cluster_cpus)
+            trainer, param_space, trials_preprocess = _materialized(self.trainable, param_space)
             strategy = getattr(getattr(trainer, "scaling_config", None), "placement_strategy",
                                "PACK")
 
             def resources(config: dict[str, Any]) -> Any:
+                config = _rebuilt(config, configs)
                 trial = trainer.with_overrides(config) if config else trainer
                 return tune.PlacementGroupFactory(
                     trial_bundles(trial, cluster_cpus=cluster_cpus), strategy=strategy)
 
             trainable = tune.with_resources(
-                tune.with_parameters(_trainer_trial, trainer=trainer), resources)
+                tune.with_parameters(_trainer_trial, trainer=trainer, configs=configs),
+                resources)
             if max_concurrent is None:
-                max_concurrent = _default_concurrency(bundles, cluster_cpus, reserve=0.0)
+                # a trial may run Ray Data tasks outside its placement group (splitting
+                # its datasets for 2+ workers, preprocessing them): then a CPU stays free
+                # for them; concurrency is sized by the largest trial param_space can make
+                variants = _config_variants(trainer, configs)
+                splits = bool(getattr(trainer, "datasets", None)) and any(
+                    getattr(getattr(t, "scaling_config", None), "num_workers", 0) > 1
+                    for t in variants)
+                largest = max((trial_bundles(t, cluster_cpus=cluster_cpus) for t in variants),
+                              key=lambda b: sum(x.get("CPU", 0.0) for x in b))
+                reserve = 1.0 if (splits or trials_preprocess) and cluster_cpus > 1 else 0.0
+                max_concurrent = _default_concurrency(largest, cluster_cpus, reserve=reserve)
         else:
             trainable = tune.with_parameters(_function_trial, fn=self.trainable)
             own = getattr(self.trainable, "_resources", None)  # set by tune.with_resources
@@ -374,14 +529,16 @@ class Tuner:
         run_config.callbacks = [*(run_config.callbacks or []), _progress_callback()]
         tuner = tune.Tuner(
             trainable,
-            param_space=self.param_space,
+            param_space=param_space,
             tune_config=tune.TuneConfig(
                 metric=tc.metric, mode=tc.mode, num_samples=tc.num_samples,
                 max_concurrent_trials=max_concurrent, search_alg=tc.search_alg,
                 scheduler=tc.scheduler, time_budget_s=tc.time_budget_s),
             run_config=run_config,
         )
-        return ResultGrid(tuner.fit(), checkpoint_config=self.run_config.checkpoint_config)
+        grid = ResultGrid(tuner.fit(), checkpoint_config=self.run_config.checkpoint_config)
+        record_trials(grid, metric=tc.metric, mode=tc.mode)
+        return grid
 
     def _default_name(self) -> str:
         import time
@@ -424,6 +581,8 @@ __all__ = [
     "grid_search",
     "loguniform",
     "randint",
+    "record_trials",
     "trial_bundles",
+    "trial_rows",
     "uniform",
 ]

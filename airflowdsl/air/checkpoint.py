@@ -20,6 +20,8 @@ from airflowdsl.fileio import atomic_write_bytes
 
 DICT_FILE = "_dict_checkpoint.pkl"
 METADATA_FILE = ".metadata.json"
+#: the fitted ``ray.data.preprocessors`` object a trainer stored with the model (AIR)
+PREPROCESSOR_FILE = "preprocessor.pkl"
 
 C = TypeVar("C", bound="Checkpoint")
 
@@ -111,6 +113,24 @@ class Checkpoint:
     def update_metadata(self, metadata: dict[str, Any]) -> None:
         self.set_metadata({**self.get_metadata(), **metadata})
 
+    # --- preprocessor (AIR: fitted by the trainer, applied again by every Predictor) ---
+    def get_preprocessor(self) -> Any:
+        """The fitted preprocessor the trainer stored in this checkpoint, or None."""
+        path = os.path.join(self.path, PREPROCESSOR_FILE)
+        if not os.path.exists(path):
+            return None
+        with open(path, "rb") as fh:
+            return cloudpickle.load(fh)
+
+    def set_preprocessor(self, preprocessor: Any) -> None:
+        """Store ``preprocessor`` (None removes it) with the model in this directory."""
+        path = os.path.join(self.path, PREPROCESSOR_FILE)
+        if preprocessor is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+            return
+        atomic_write_bytes(path, cloudpickle.dumps(preprocessor), make_parents=True)
+
     # --- dunder -------------------------------------------------------------------
     def __fspath__(self) -> str:
         return self.path
@@ -137,4 +157,4 @@ def persist_directory(src: str, dest: str) -> str:
     return dest
 
 
-__all__ = ["Checkpoint", "new_tempdir", "persist_directory"]
+__all__ = ["PREPROCESSOR_FILE", "Checkpoint", "new_tempdir", "persist_directory"]

@@ -5,12 +5,19 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, ValidatorFunctionWrapHandler, field_validator
 from pydantic.dataclasses import dataclass
 
 from airflowdsl.air.resources import NESTED_RESERVE_CPUS
+from airflowdsl.air.search import contains_search_space, is_search_space, unresolved
 
 _STRICT = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+
+def _allow_search_space(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """Any field may hold a Tune search space (a Tuner resolves it, and the resolved
+    value is validated again when the trial rebuilds the config)."""
+    return value if contains_search_space(value) else handler(value)
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -29,10 +36,16 @@ class ScalingConfig:
     trainer_resources: dict[str, float] | None = None
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
 
+    _space = field_validator("*", mode="wrap")(_allow_search_space)
+
     @field_validator("resources_per_worker", "trainer_resources")
     @classmethod
     def _non_negative(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if is_search_space(value):
+            return value
         for key, amount in (value or {}).items():
+            if is_search_space(amount):
+                continue
             if amount < 0:
                 raise ValueError(f"resource {key!r} must be >= 0, got {amount}")
         return value
@@ -40,6 +53,7 @@ class ScalingConfig:
     def worker_resources(self, *, cluster_cpus: float) -> dict[str, float]:
         """The Ray resources of one worker actor when ``cluster_cpus`` CPUs are there for
         the group (the cluster's, less what the calling step holds itself)."""
+        unresolved(self, owner="ScalingConfig")
         res = dict(self.resources_per_worker or {})
         if "CPU" not in res:
             share = cluster_cpus - NESTED_RESERVE_CPUS if cluster_cpus >= 2 else cluster_cpus / 2
@@ -64,12 +78,16 @@ class CheckpointConfig:
     checkpoint_frequency: int = Field(default=0, ge=0)  # built-in loops (GBDT): every N rounds
     checkpoint_at_end: bool = True
 
+    _space = field_validator("*", mode="wrap")(_allow_search_space)
+
 
 @dataclass(frozen=True, config=_STRICT)
 class FailureConfig:
     """``max_failures`` restarts of the worker group (-1: unlimited)."""
 
     max_failures: int = Field(default=0, ge=-1)
+
+    _space = field_validator("*", mode="wrap")(_allow_search_space)
 
     def allows(self, failures: int) -> bool:
         return self.max_failures < 0 or failures <= self.max_failures

@@ -50,12 +50,29 @@ def runs(pipeline: PipelineOpt = None, limit: Annotated[int, typer.Option(help="
 
 
 def show(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix)")],
+         step: Annotated[str | None, typer.Option(
+             "--step", help="One step's records: a tune step's trials, a trainer's reports")
+         ] = None,
          store: Store = None) -> None:
-    """A run's steps: cached or not, durations, errors, artifact paths, metrics."""
-    r = _history(store).run(run_id)
+    """A run's steps: cached or not, durations, errors, artifact paths, metrics, and the
+    trials of its tune steps."""
+    history = _history(store)
+    r = history.run(run_id)
     if r is None:
         fail(f"no run {run_id!r} (see `airflowdsl runs`)")
     c = Console()
+    if step is not None:
+        if step not in {s["name"] for s in r["steps"]}:
+            fail(f"run {r['id']} has no step {step!r} (steps: "
+                 f"{', '.join(s['name'] for s in r['steps'])})")
+        records = history.records(r["id"], step)
+        if not records:
+            c.print(f"step {step} recorded nothing in run {r['id']} (a cached step's records "
+                    "are in the run that computed it)")
+        for kind in dict.fromkeys(rec["kind"] for rec in records):
+            rows = [rec["data"] for rec in records if rec["kind"] == kind]
+            c.print(_records_table(step, kind, rows, limit=None))
+        return
     c.print(f"run [bold]{r['id']}[/]  pipeline {r['pipeline']}  {r['status']}  "
             f"started {_when(r['started'])}  {_dur(r['started'], r['ended'])}")
     c.print(f"params {r['params']}  store {r['store']}  commit {r['git_commit'] or '-'}")
@@ -69,11 +86,58 @@ def show(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix)
     c.print(t)
     for m in r["metrics"]:
         c.print(f"metric {m['step']}.{m['name']} = {m['value']:.6g}")
+    trials = history.records(r["id"], kind="trial")
+    for name in dict.fromkeys(rec["step"] for rec in trials):
+        rows = [rec["data"] for rec in trials if rec["step"] == name]
+        c.print(_records_table(name, "trial", rows, limit=10))
     for s in r["steps"]:
         if s["error"]:
             c.print(f"[bold red]step {s['name']} failed:[/] {s['error']}", highlight=False)
             if s["traceback"]:
                 c.print(s["traceback"], markup=False, highlight=False)
+
+
+def _records_table(step: str, kind: str, rows: list[dict[str, Any]], *,
+                   limit: int | None) -> Table:
+    """``trial`` rows: id, status, best, the config's leaves, then up to 4 metrics; any
+    other kind: its keys as columns (up to 8)."""
+    if kind == "trial":
+        configs = [_leaves(row.get("config") or {}) for row in rows]
+        params = list(dict.fromkeys(k for cfg in configs for k in cfg))
+        metrics = list(dict.fromkeys(k for row in rows for k in row.get("metrics") or {}))[:4]
+        best = next((i for i, row in enumerate(rows) if row.get("best")), None)
+        t = _table("trial", "status", "best", *params, *metrics,
+                   title=f"{step}: {len(rows)} trial(s)")
+        for i, (row, cfg) in enumerate(zip(rows, configs, strict=True)):
+            if limit is not None and i >= limit and i != best:
+                continue
+            t.add_row(str(row.get("trial_id", i)), str(row.get("status", "")),
+                      "*" if row.get("best") else "",
+                      *[_cell(cfg.get(p)) for p in params],
+                      *[_cell((row.get("metrics") or {}).get(m)) for m in metrics])
+        return t
+    cols = list(dict.fromkeys(k for row in rows for k in row))[:8]
+    t = _table(*cols, title=f"{step}: {len(rows)} {kind} record(s)")
+    for row in rows:
+        t.add_row(*[_cell(row.get(col)) for col in cols])
+    return t
+
+
+def _leaves(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"params": {"eta": 0.1}}`` as ``{"params.eta": 0.1}``."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
 
 
 cache_app = typer.Typer(help="Inspect or clear the artifact cache.", no_args_is_help=True)

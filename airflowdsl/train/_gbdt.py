@@ -9,6 +9,7 @@ cadence of ``CheckpointConfig``). Model side: ``GBDTCheckpoint`` / ``GBDTPredict
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import shutil
 import sys
@@ -24,7 +25,7 @@ from airflowdsl.air import session
 from airflowdsl.air.checkpoint import Checkpoint
 from airflowdsl.air.config import CheckpointConfig, RunConfig, ScalingConfig
 from airflowdsl.train.predictor import Predictor
-from airflowdsl.train.trainer import DataParallelTrainer
+from airflowdsl.train.trainer import DataParallelTrainer, accepted
 
 #: DMatrix / lgb.Dataset arguments that may name a column of the dataset instead of holding data
 COLUMN_ARGS = ("weight", "base_margin", "init_score", "group", "qid",
@@ -62,10 +63,17 @@ class GBDTTrainer(DataParallelTrainer):
         run_config: RunConfig | None = None,
         dmatrix_params: dict[str, dict[str, Any]] | None = None,
         resume_from_checkpoint: Checkpoint | None = None,
+        preprocessor: Any = None,
         **train_kwargs: Any,
     ) -> None:
-        require(self._module, self._extra)
+        framework = require(self._module, self._extra)
         name = type(self).__name__
+        allowed = self.train_keywords(framework)
+        unknown_kw = sorted(set(train_kwargs) - allowed)
+        if unknown_kw:
+            raise TypeError(f"{name} got unknown keyword argument(s) {', '.join(unknown_kw)}; "
+                            f"it takes: {accepted(type(self))} and these "
+                            f"{self._module}.train arguments: {', '.join(sorted(allowed))}")
         if not isinstance(datasets, dict) or "train" not in datasets:
             raise ValueError(f"{name} needs datasets={{'train': ds, ...}}; every other "
                              f"dataset is evaluated each round")
@@ -94,10 +102,21 @@ class GBDTTrainer(DataParallelTrainer):
             run_config=run_config,
             datasets=datasets,
             resume_from_checkpoint=resume_from_checkpoint,
+            preprocessor=preprocessor,
         )
         self.label_column = label_column
         self.params = dict(params or {})
         self.num_boost_round = num_boost_round
+
+    #: ``<framework>.train`` arguments the built-in loop sets itself
+    _loop_sets: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def train_keywords(cls, framework: ModuleType) -> set[str]:
+        """The ``<framework>.train`` keyword arguments a user may pass through."""
+        params = inspect.signature(framework.train).parameters
+        return {n for n, p in params.items()
+                if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)} - cls._loop_sets
 
 
 # --- worker side: data ------------------------------------------------------------------

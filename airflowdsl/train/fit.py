@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import time
@@ -17,7 +18,9 @@ from airflowdsl.air.checkpoint import Checkpoint
 from airflowdsl.air.config import FailureConfig, RunConfig, ScalingConfig
 from airflowdsl.air.resources import free_for_nested
 from airflowdsl.air.result import Result
+from airflowdsl.air.search import unresolved
 from airflowdsl.errors import TrainingFailedError
+from airflowdsl.train import preprocess
 from airflowdsl.train.backend import Backend
 from airflowdsl.train.checkpoints import CheckpointManager
 from airflowdsl.train.worker_group import WorkerGroup, call_loop
@@ -37,6 +40,7 @@ class FitTrainer(Protocol):
     datasets: dict[str, Any]
     resume_from_checkpoint: Checkpoint | None
     split_datasets: tuple[str, ...]
+    preprocessor: Any
 
     def make_backend(self) -> Backend: ...
 
@@ -51,8 +55,9 @@ class _WorkerFailure(Exception):
 class _FitState:
     """What survives a restart of the worker group: reports, checkpoints, iteration."""
 
-    def __init__(self, trainer: FitTrainer) -> None:
+    def __init__(self, trainer: FitTrainer, preprocessor: Any = None) -> None:
         rc = trainer.run_config
+        self.preprocessor = preprocessor
         name = rc.name or f"{type(trainer).__name__}_{time.strftime('%Y%m%d-%H%M%S')}_{uuid.uuid4().hex[:6]}"
         self.name = name
         self.run_dir = progress.trainer_dir(rc.resolved_storage_path(), name)  # per key in a step
@@ -76,6 +81,8 @@ class _FitState:
         ckpt = None
         if record.get("checkpoint_path"):
             ckpt = Checkpoint(record["checkpoint_path"])
+            if self.preprocessor is not None:  # AIR: the model and its preprocessor travel together
+                ckpt.set_preprocessor(self.preprocessor)
             self.manager.register(ckpt, row)
         for cb in self.callbacks:
             if hasattr(cb, "on_report"):
@@ -123,7 +130,9 @@ def run_fit(trainer: FitTrainer) -> Result:
         TrainingFailedError: a worker failed more often than ``FailureConfig`` allows, or
             the workers reported an unequal number of times.
     """
-    state = _FitState(trainer)
+    unresolved(trainer.scaling_config, owner=type(trainer).__name__)
+    trainer, fitted = _preprocessed(trainer)
+    state = _FitState(trainer, fitted)
     failure_config = trainer.run_config.failure_config or FailureConfig()
     if trainer.scaling_config.num_workers == 0:
         _run_local(trainer, state)
@@ -145,6 +154,19 @@ def run_fit(trainer: FitTrainer) -> Result:
                         "checkpoint (failure %s)", failure.rank, failure.detail.splitlines()[-1],
                         failures)
             state.rewind()
+
+
+def _preprocessed(trainer: FitTrainer) -> tuple[FitTrainer, Any]:
+    """The trainer seen through its preprocessor: fitted on ``datasets["train"]`` (unless
+    fitted already) and applied to every dataset, lazily (``_shard_datasets`` then
+    materializes them before any actor is placed). Returns ``(trainer, fitted)``."""
+    fitted, datasets = preprocess.prepare(getattr(trainer, "preprocessor", None),
+                                          trainer.datasets)
+    if datasets is trainer.datasets:
+        return trainer, fitted
+    view = copy.copy(trainer)  # the user's trainer keeps its raw datasets
+    view.datasets = datasets
+    return view, fitted
 
 
 def _session_ctx(state: _FitState, trainer: FitTrainer, *, rank: int, size: int,

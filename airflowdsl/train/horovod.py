@@ -220,6 +220,7 @@ class HorovodTrainer(DataParallelTrainer):
         datasets: dict[str, Any] | None = None,
         resume_from_checkpoint: Checkpoint | None = None,
         dataset_config: dict[str, Any] | None = None,
+        preprocessor: Any = None,
     ) -> None:
         require_horovod()
         if horovod_config is not None and not isinstance(horovod_config, HorovodConfig):
@@ -229,7 +230,7 @@ class HorovodTrainer(DataParallelTrainer):
                          backend_config=horovod_config, scaling_config=scaling_config,
                          run_config=run_config, datasets=datasets,
                          resume_from_checkpoint=resume_from_checkpoint,
-                         dataset_config=dataset_config)
+                         dataset_config=dataset_config, preprocessor=preprocessor)
 
     def make_backend(self) -> Backend:
         return HorovodBackend(self.backend_config)

@@ -98,6 +98,7 @@ class HuggingFaceTrainer(DataParallelTrainer):
         scaling_config: ScalingConfig | None = None,
         run_config: RunConfig | None = None,
         resume_from_checkpoint: Checkpoint | None = None,
+        preprocessor: Any = None,
     ) -> None:
         require_transformers()
         if not callable(trainer_init_per_worker):
@@ -112,7 +113,8 @@ class HuggingFaceTrainer(DataParallelTrainer):
         loop = functools.partial(_hf_train_loop, trainer_init_per_worker)
         super().__init__(loop, train_loop_config=self.trainer_init_config,
                          scaling_config=scaling_config, run_config=run_config,
-                         datasets=datasets, resume_from_checkpoint=resume_from_checkpoint)
+                         datasets=datasets, resume_from_checkpoint=resume_from_checkpoint,
+                         preprocessor=preprocessor)
 
     def make_backend(self) -> Backend:
         return HuggingFaceBackend()

@@ -206,6 +206,8 @@ class LightGBMTrainer(GBDTTrainer):
     _module = "lightgbm"
     _extra = "lightgbm"
     _train_loop = staticmethod(_train_loop)
+    _loop_sets = frozenset({"params", "train_set", "num_boost_round", "valid_sets",
+                            "valid_names", "init_model"})
     backend_cls = _LightGBMBackend
 
     def fit(self) -> Result:

@@ -25,7 +25,10 @@ from airflowdsl.air.callbacks import stopped_externally
 from airflowdsl.air.checkpoint import Checkpoint
 from airflowdsl.air.config import CheckpointConfig, RunConfig, ScalingConfig
 from airflowdsl.air.result import Result
+from airflowdsl.air.search import is_search_space
 from airflowdsl.train.predictor import Predictor
+from airflowdsl.train.preprocess import check as check_preprocessor
+from airflowdsl.train.preprocess import needs_fit
 from airflowdsl.train.trainer import BaseTrainer, DataParallelTrainer
 
 _INSTALL = "RLTrainer needs RLlib and gymnasium: pip install 'airflowdsl[rl]'"
@@ -168,8 +171,16 @@ class RLTrainer(BaseTrainer):
         scaling_config: ScalingConfig | None = None,
         run_config: RunConfig | None = None,
         resume_from_checkpoint: Checkpoint | None = None,
+        preprocessor: Any = None,
     ) -> None:
         _require_rllib()
+        check_preprocessor(preprocessor, owner="RLTrainer")
+        if preprocessor is not None and not is_search_space(preprocessor) \
+                and needs_fit(preprocessor):
+            raise ValueError("RLTrainer has no datasets to fit a preprocessor on: pass a "
+                             "fitted one (it is stored in the checkpoints and applied by "
+                             "RLPredictor)")
+        self.preprocessor = preprocessor
         self.algorithm = algorithm
         self.config = config
         self.scaling_config = scaling_config or ScalingConfig(num_workers=0)
@@ -241,6 +252,7 @@ class RLTrainer(BaseTrainer):
             scaling_config=ScalingConfig(num_workers=0),  # the loop runs here
             run_config=_replace(self.run_config, name=name),
             resume_from_checkpoint=self.resume_from_checkpoint,
+            preprocessor=self.preprocessor,
         )
         result = runner.fit()
         if result.checkpoint is not None:

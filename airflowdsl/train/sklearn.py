@@ -9,6 +9,7 @@ may go out to Ray — see ``sklearn_parallel`` for when. scikit-learn is importe
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 import time
 from typing import Any
@@ -20,7 +21,7 @@ from airflowdsl.air import session as air_session
 from airflowdsl.air.checkpoint import Checkpoint, new_tempdir
 from airflowdsl.air.config import RunConfig, ScalingConfig
 from airflowdsl.train.predictor import Predictor
-from airflowdsl.train.trainer import DataParallelTrainer
+from airflowdsl.train.trainer import DataParallelTrainer, accepted
 
 INSTALL_HINT = "scikit-learn is not installed: pip install 'airflowdsl[sklearn]'"
 MODEL_FILE = "model.pkl"
@@ -95,6 +96,24 @@ def _named_scores(prefix: str, score: Any) -> dict[str, Any]:
     return {f"{prefix}test_score": float(score)}
 
 
+def check_fit_params(estimator: Any, fit_params: dict[str, Any]) -> None:
+    """Unknown keywords fail here, not in ``estimator.fit`` on a worker: each must be an
+    argument of ``estimator.fit`` (unless it takes ``**kwargs``, as a Pipeline does)."""
+    fit = getattr(estimator, "fit", None)
+    if not fit_params or fit is None:
+        return
+    params = inspect.signature(fit).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(fit_params) - set(params) | set(fit_params) & {"X", "y"})
+    if unknown:
+        fit_args = ", ".join(n for n in params if n not in ("X", "y"))
+        raise TypeError(
+            f"SklearnTrainer got unknown keyword argument(s) {', '.join(unknown)}; it takes: "
+            f"{accepted(SklearnTrainer)} and {type(estimator).__name__}.fit arguments: "
+            f"{fit_args or '(none)'}")
+
+
 class SklearnTrainer(DataParallelTrainer):
     """Fits a clone of ``estimator`` (with ``params``) on ``train``, scores it, cross-validates.
 
@@ -118,9 +137,11 @@ class SklearnTrainer(DataParallelTrainer):
         parallelize_cv: bool | None = None,
         scaling_config: ScalingConfig | None = None,
         run_config: RunConfig | None = None,
+        preprocessor: Any = None,
         **fit_params: Any,
     ) -> None:
         require_sklearn()
+        check_fit_params(estimator, fit_params)
         if "train" not in (datasets or {}):
             raise KeyError("SklearnTrainer needs datasets['train']")
         scaling = scaling_config or ScalingConfig(num_workers=0)
@@ -139,7 +160,8 @@ class SklearnTrainer(DataParallelTrainer):
                 ds.context.execution_options.preserve_order = True
         super().__init__(self._train_loop, run_config=run_config, datasets=datasets,
                          scaling_config=ScalingConfig(num_workers=0,
-                                                      trainer_resources=scaling.trainer_resources))
+                                                      trainer_resources=scaling.trainer_resources),
+                         preprocessor=preprocessor)
 
     def _train_loop(self) -> None:
         from sklearn.base import clone

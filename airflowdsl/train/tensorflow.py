@@ -81,6 +81,7 @@ class TensorflowTrainer(DataParallelTrainer):
         datasets: dict[str, Any] | None = None,
         resume_from_checkpoint: Checkpoint | None = None,
         dataset_config: dict[str, Any] | None = None,
+        preprocessor: Any = None,
     ) -> None:
         config = tensorflow_config or TensorflowConfig()
         require_package("tensorflow", "TensorflowTrainer")
@@ -91,7 +92,8 @@ class TensorflowTrainer(DataParallelTrainer):
             else train_loop_per_worker,
             train_loop_config=train_loop_config, backend_config=config,
             scaling_config=scaling_config, run_config=run_config, datasets=datasets,
-            resume_from_checkpoint=resume_from_checkpoint, dataset_config=dataset_config)
+            resume_from_checkpoint=resume_from_checkpoint, dataset_config=dataset_config,
+            preprocessor=preprocessor)
         self.tensorflow_config = config
 
     def make_backend(self) -> Backend:

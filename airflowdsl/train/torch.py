@@ -144,6 +144,7 @@ class TorchTrainer(DataParallelTrainer):
         datasets: dict[str, Any] | None = None,
         resume_from_checkpoint: Checkpoint | None = None,
         dataset_config: dict[str, Any] | None = None,
+        preprocessor: Any = None,
     ) -> None:
         require_torch()
         if torch_config is not None and not isinstance(torch_config, TorchConfig):
@@ -152,7 +153,7 @@ class TorchTrainer(DataParallelTrainer):
                          backend_config=torch_config, scaling_config=scaling_config,
                          run_config=run_config, datasets=datasets,
                          resume_from_checkpoint=resume_from_checkpoint,
-                         dataset_config=dataset_config)
+                         dataset_config=dataset_config, preprocessor=preprocessor)
 
     def make_backend(self) -> Backend:
         backend = TorchBackend(self.backend_config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -12,6 +13,7 @@ from airflowdsl.air.config import RunConfig, ScalingConfig
 from airflowdsl.air.result import Result
 from airflowdsl.errors import TrainingFailedError
 from airflowdsl.train.backend import Backend
+from airflowdsl.train.preprocess import check as check_preprocessor
 
 T = TypeVar("T", bound="BaseTrainer")
 
@@ -24,7 +26,11 @@ class BaseTrainer:
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         self = super().__new__(cls)
         # bind_partial: unpickling calls __new__ without arguments (then restores __dict__)
-        bound = inspect.signature(cls.__init__).bind_partial(self, *args, **kwargs)
+        signature = inspect.signature(cls.__init__)
+        try:
+            bound = signature.bind_partial(self, *args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{cls.__name__}: {exc}; it takes: {accepted(cls)}") from None
         self._init_args = {k: v for k, v in bound.arguments.items() if k != "self"}
         return self
 
@@ -48,12 +54,24 @@ class BaseTrainer:
         raise NotImplementedError
 
 
+def accepted(cls: type) -> str:
+    """The keyword arguments ``cls(...)`` accepts, for error messages."""
+    params = inspect.signature(cls.__init__).parameters  # type: ignore[misc]
+    return ", ".join(n for n, p in params.items()
+                     if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
+
+
 def _merge(base: Any, override: Any) -> Any:
     if isinstance(base, dict) and isinstance(override, dict):
         out = dict(base)
         for key, value in override.items():
             out[key] = _merge(base.get(key), value)
         return out
+    if (dataclasses.is_dataclass(base) and not isinstance(base, type)
+            and isinstance(override, dict)):
+        # a config a Tuner resolved field by field (ScalingConfig(num_workers=grid_search))
+        # rebuilt with its resolved values, validated again
+        return dataclasses.replace(base, **override)  # type: ignore[type-var]
     return override
 
 
@@ -75,9 +93,12 @@ class DataParallelTrainer(BaseTrainer):
         datasets: dict[str, Any] | None = None,
         resume_from_checkpoint: Checkpoint | None = None,
         dataset_config: dict[str, Any] | None = None,
+        preprocessor: Any = None,
     ) -> None:
         if not callable(train_loop_per_worker):
             raise TypeError("train_loop_per_worker must be a function taking () or (config)")
+        check_preprocessor(preprocessor, owner=type(self).__name__)
+        self.preprocessor = preprocessor
         self.train_loop_per_worker = train_loop_per_worker
         self.train_loop_config = train_loop_config
         self.backend_config = backend_config
@@ -99,4 +120,4 @@ class DataParallelTrainer(BaseTrainer):
         return run_fit(self)
 
 
-__all__ = ["BaseTrainer", "DataParallelTrainer", "TrainingFailedError"]
+__all__ = ["BaseTrainer", "DataParallelTrainer", "TrainingFailedError", "accepted"]

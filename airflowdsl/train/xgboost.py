@@ -157,6 +157,7 @@ class XGBoostTrainer(GBDTTrainer):
     _module = "xgboost"
     _extra = "xgboost"
     _train_loop = staticmethod(_train_loop)
+    _loop_sets = frozenset({"params", "dtrain", "num_boost_round", "evals", "xgb_model"})
     backend_cls = _XGBoostBackend
 
 

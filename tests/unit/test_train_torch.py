@@ -92,9 +92,9 @@ def test_predictor_scores_numpy_and_pandas() -> None:
     predictor = TorchPredictor.from_checkpoint(TorchCheckpoint.from_model(model))
     x = np.random.default_rng(0).normal(size=(6, 3))
     expected = model(torch.tensor(x, dtype=torch.float32)).detach().numpy()[:, 0]
-    out = predictor.predict(x)
-    assert list(out.columns) == ["predictions"] and len(out) == 6
-    np.testing.assert_allclose(out["predictions"], expected, rtol=1e-5)
+    out = predictor.predict(x)  # an array in, an array out (AIR)
+    assert isinstance(out, np.ndarray) and out.shape == (6,)
+    np.testing.assert_allclose(out, expected, rtol=1e-5)
     frame = pd.DataFrame(x, columns=["a", "b", "c"])
     np.testing.assert_allclose(predictor.predict(frame)["predictions"], expected, rtol=1e-5)
     stacked = pd.DataFrame({"features": list(x)})  # one column holding arrays
@@ -104,7 +104,9 @@ def test_predictor_scores_numpy_and_pandas() -> None:
 def test_predictor_multi_output_gives_one_array_per_row() -> None:
     model = torch.nn.Linear(2, 3)
     out = TorchPredictor(model).predict(np.ones((4, 2)))
-    assert len(out) == 4 and np.asarray(out["predictions"][0]).shape == (3,)
+    assert isinstance(out, np.ndarray) and out.shape == (4, 3)
+    frame = TorchPredictor(model).predict(pd.DataFrame(np.ones((4, 2))))
+    assert len(frame) == 4 and np.asarray(frame["predictions"][0]).shape == (3,)
 
 
 def test_outside_a_fit_helpers_are_one_process_no_ops(tmp_path: Path) -> None:
