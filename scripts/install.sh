@@ -5,10 +5,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
 if ! command -v dot >/dev/null 2>&1; then
     echo "[install] graphviz 'dot' missing: installing Debian's graphviz"
-    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update -qq && $SUDO apt-get install -y -qq graphviz >/dev/null
+fi
+# The UI's browser tests (tests/ui) drive Debian's chromium with pip's playwright (dev
+# extra) pointed at the system executable: nothing downloads a browser (no
+# `playwright install`). AIRFLOWDSL_CHROMIUM may name another executable.
+if [ -z "${AIRFLOWDSL_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+    echo "[install] chromium missing: installing Debian's chromium (UI browser tests)"
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
 PIP="python -m pip --disable-pip-version-check"

@@ -56,8 +56,12 @@ def graph_dict(compiled: Any) -> dict[str, Any]:
                             if k in (data.get("inputs") or {})},
             "output_types": [_type_name(t) for t in (data.get("output_types") or ())],
         })
-    edges = [{"source": u, "target": v, "param": d.get("param", ""), "type": d.get("type", "")}
-             for u, v, d in g.edges(data=True)]
+    edges = []
+    for u, v, d in g.edges(data=True):
+        param = d.get("param", "")
+        if isinstance(param, (tuple, list)):
+            param = ", ".join(map(str, param))
+        edges.append({"source": u, "target": v, "param": param, "type": str(d.get("type", ""))})
     return {"version": VERSION, "pipeline": compiled.name, "nodes": nodes, "edges": edges}
 
 

@@ -26,6 +26,14 @@ from airflowdsl.ui.layout import NODE_H, NODE_W, layout
 
 HERE = Path(__file__).resolve().parent
 PER_PAGE = 50
+MAX_PER_PAGE = 1000
+
+
+def _int(text: str | None, default: int, low: int, high: int) -> int:
+    try:
+        return min(high, max(low, int(text))) if text else default
+    except ValueError:
+        return default
 
 
 def _env() -> Environment:
@@ -62,13 +70,11 @@ def create_app(view: StoreView) -> Starlette:
         q = request.query_params
         pipeline = q.get("pipeline") or None
         status = q.get("status") or None
-        try:
-            page_no = max(1, int(q.get("page", "1")))
-        except ValueError:
-            page_no = 1
-        data = view.runs_page(pipeline, status, page_no, PER_PAGE)
+        page_no = _int(q.get("page"), 1, 1, 10**9)
+        per_page = _int(q.get("per_page"), PER_PAGE, 10, MAX_PER_PAGE)
+        data = view.runs_page(pipeline, status, page_no, per_page)
         ctx = dict(data, pipeline=pipeline or "", status=status or "", statuses=RUN_STATUSES,
-                   history_exists=view.history is not None)
+                   history_exists=view.history is not None, per_page=per_page)
         if q.get("fragment"):
             return page("runs_table.html", **ctx)
         return page("runs.html", **ctx)

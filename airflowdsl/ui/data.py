@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import math
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,14 @@ def size(n: float | None) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TiB"
+
+
+def _duration(run: dict[str, Any]) -> str:
+    if run["ended"] and run["started"]:
+        return seconds(run["ended"] - run["started"])
+    if run["status"] == "running" and run["started"]:
+        return f"{seconds(max(0.0, time.time() - run['started']))} so far"
+    return ""
 
 
 def _loads(text: str | None, default: Any) -> Any:
@@ -114,7 +123,7 @@ class StoreView:
         rows, total = h.runs_page(pipeline, status, per_page, (page - 1) * per_page)
         for r in rows:
             r["started_at"] = when(r["started"])
-            r["duration"] = seconds(r["ended"] - r["started"]) if r["ended"] else ""
+            r["duration"] = _duration(r)
         return {"runs": rows, "total": total, "page": page,
                 "pages": max(1, math.ceil(total / per_page)), "pipelines": h.pipelines()}
 
@@ -127,7 +136,7 @@ class StoreView:
             return None
         rec["params"] = _loads(rec["params"], {})
         rec["started_at"] = when(rec["started"])
-        rec["duration"] = seconds(rec["ended"] - rec["started"]) if rec["ended"] else ""
+        rec["duration"] = _duration(rec)
         store = rec["store"] or self.root
         graph = read_run_graph(store, rec["id"]) or self._graph_from_steps(rec["steps"])
         recorded = {s["name"]: s for s in rec["steps"]}
@@ -204,7 +213,7 @@ class StoreView:
             "name": name, "kind": shown["kind"], "status": shown["status"],
             "duration": shown["duration"], "started_at": when(s.get("started")),
             "params": params, "cache_key": s.get("cache_key"),
-            "why": self._why(rec, name, shown["status"], comp),
+            "why": self._why(rec, name, shown["status"], comp, s.get("reason")),
             "error": s.get("error"), "traceback": s.get("traceback"),
             "metrics": rec["metric_table"].get(name, {}),
         }
@@ -238,25 +247,30 @@ class StoreView:
         return out
 
     def _why(self, rec: dict[str, Any], name: str, status: str,
-             comp: dict[str, Any]) -> list[str]:
+             comp: dict[str, Any], recorded: str | None) -> list[str]:
+        """Why the step ran or was served: the reason the runtime recorded (``forced``,
+        ``cache disabled for this step``, ``upstream X re-ran but produced identical
+        output``, ...) and, for a cache miss, what changed since its previous result."""
         if status == "skipped":
-            return ["not run: an upstream step failed, or it was left out (--only)"]
+            return [recorded or "not run: an upstream step failed, or only= left it out"]
         if status in ("pending", "running"):
             return [f"{status}: not finished yet"]
+        if status == "cancelled":
+            return ["cancelled before it finished (Ctrl-C)"]
         h = self.history
         old = h.previous_components(rec["pipeline"], name, rec["started"]) \
             if h is not None and comp else None
         if status == "cached":
-            return ["served from the cache", *(library_changes(old, comp) if old else [])]
-        if status == "cancelled":
-            return ["cancelled before it finished (Ctrl-C)"]
-        if not comp:
-            return ["ran (no cache key recorded)"]
-        if old is None:
-            return ["ran: never run before"]
-        return diff_components(old, comp) or [
-            "ran with the same key as its last result: a forced rerun (--no-cache, --from), "
-            "cache=False, an expired cache_ttl, or the stored result was gone"]
+            said = [recorded] if recorded and recorded != "cache hit" else []
+            return ["served from the cache", *said,
+                    *(library_changes(old, comp) if old else [])]
+        reasons = [recorded] if recorded and recorded != "not in cache" else []
+        if comp and old is None and not reasons:
+            reasons.append("never run before")
+        elif comp and old is not None:
+            reasons += diff_components(old, comp)
+        return reasons or ["ran with the same key as its previous result (the stored result "
+                           "was gone, or the run was forced)"]
 
     @staticmethod
     def _manifest(arts: ArtifactStore, key: str | None) -> dict[str, Any] | None:
@@ -383,11 +397,11 @@ def trial_view(trials: list[dict[str, Any]]) -> dict[str, Any]:
         config = t.get("config") if isinstance(t.get("config"), dict) else {
             k.split("/", 1)[1]: v for k, v in t.items() if k.startswith("config/")}
         metrics = t.get("metrics") if isinstance(t.get("metrics"), dict) else {
-            k: v for k, v in t.items() if _number(v) and not k.startswith("config/")
-            and k not in ("best",)}
+            k: v for k, v in t.items() if _number(v) and not k.startswith("config/")}
         rows.append({"id": str(t.get("trial_id") or t.get("id") or f"trial_{i}"),
                      "config": config, "metrics": metrics,
-                     "status": str(t.get("status") or ""), "best": bool(t.get("best"))})
+                     "status": str(t.get("status") or ""), "best": bool(t.get("best")),
+                     "error": str(t["error"]) if t.get("error") else None})
     config_keys = sorted({k for r in rows for k in r["config"]})
     metric_keys = sorted({k for r in rows for k, v in r["metrics"].items() if _number(v)}
                          - _NOT_SERIES)
@@ -405,7 +419,8 @@ def trial_view(trials: list[dict[str, Any]]) -> dict[str, Any]:
                       else None)
     return {"rows": rows, "config_keys": config_keys, "metric_keys": metric_keys,
             "numeric_config": numeric_config, "metric": metric,
-            "best": next((r["id"] for r in rows if r["best"]), None)}
+            "best": next((r["id"] for r in rows if r["best"]), None),
+            "errors": any(r["error"] for r in rows)}
 
 
 __all__ = ["RUN_STATUSES", "STATUSES", "StoreView", "metric_group", "report_charts",

@@ -82,7 +82,7 @@ def test_step_panel_of_a_train_step(client: Any) -> None:
     t = client.get(f"/runs/{RUNS['ok']}/steps/fit").text
     assert "6 reports" in t and 'data-metric="loss"' in t and 'data-metric="accuracy"' in t
     assert t.count("/ckpt/checkpoint_") == 3  # checkpoints at iterations 2, 4, 6
-    assert "ran: never run before" in t
+    assert "<li>never run before</li>" in t
     cached = client.get(f"/runs/{RUNS['failed']}/steps/featurize").text
     assert "served from the cache" in cached and "<td>scale</td>" in cached
 
@@ -92,7 +92,10 @@ def test_step_panel_of_a_tune_step(client: Any) -> None:
     assert t.count('<tr class="trial') == 4
     best = re.search(r'<tr class="trial best" data-trial="(\w+)"', t)
     assert best and best.group(1) == "t2"
-    assert 'class="scatter" data-metric="score"' in t
+    # no metric named in the rows: the first one the best trial is extreme in
+    assert 'class="scatter" data-metric="loss"' in t
+    assert '<td class="trial-error">ValueError: x=3 is not allowed</td>' in t
+    assert "<li>forced</li>" in t  # the reason the runtime recorded
 
 
 def test_graph_rebuilt_from_keys_without_dag_json(client: Any) -> None:

@@ -68,7 +68,7 @@ def demo_run(root: Path, h: History, run_id: str, started: float, *, epochs: int
     t = started + 0.1
     steps: list[tuple[StepRun, dict[str, Any] | None]] = [
         (_step("make_data", "ingest", "succeeded", t, 0.2, cached=cached_upstream,
-               cache_key=k_data, artifacts=st.artifact_paths(m_data)),
+               reason="cache hit" if cached_upstream else "not in cache", cache_key=k_data, artifacts=st.artifact_paths(m_data)),
          components({"n": 64}, {})),
         (_step("featurize", "preprocess", "succeeded", t + 0.3, 0.2, cached=cached_upstream,
                cache_key=k_feat, artifacts=st.artifact_paths(m_feat)),
@@ -79,6 +79,7 @@ def demo_run(root: Path, h: History, run_id: str, started: float, *, epochs: int
                 "checkpoint": f"/ckpt/checkpoint_{e:06d}" if e % 2 == 0 else None}
                for e in range(1, epochs + 1)]
     steps.append((_step("fit", "train", "succeeded", t + 0.6, 2.5, cache_key=k_fit,
+                        reason="not in cache",
                         artifacts=st.artifact_paths(m_fit), records={"report": reports},
                         metrics={"train-loss": 1.0 / epochs, "accuracy": 1 - 0.5 / epochs}),
                   components({"epochs": epochs}, {"data": "featurize"})))
@@ -117,13 +118,17 @@ def tune_run(root: Path, h: History, run_id: str, started: float) -> None:
     graph from the recorded keys)."""
     h.start_run(run_id, "ui_tune", {"num_samples": 4}, str(root), started)
     trials = [{"trial_id": f"t{x}", "config": {"x": x, "lr": 0.1 * (x + 1)},
-               "metrics": {"score": -((x - 2) ** 2) + 1.0, "loss": abs(x - 2)},
-               "status": "TERMINATED", "best": x == 2, "metric": "score", "mode": "max"}
-              for x in range(4)]
+               "metrics": {"score": -((x - 2) ** 2) + 1.0, "loss": abs(x - 2),
+                           "training_iteration": 2, "time_total_s": 0.5},
+               "status": "ERROR" if x == 3 else "TERMINATED", "best": x == 2,
+               "checkpoint": f"/trials/t{x}/checkpoint_000001",
+               "error": "ValueError: x=3 is not allowed" if x == 3 else None}
+              for x in range(4)]  # the rows airflowdsl.tune.record_trials writes
     h.record_steps(run_id, [
         (_step("make_data", "ingest", "succeeded", started, 0.1, cached=True,
                cache_key=key("make_data")), components({"n": 64}, {})),
         (_step("search", "tune", "succeeded", started + 0.2, 5.0, cache_key=key("search"),
+               reason="forced",
                records={"trial": trials}, metrics={"best_x": 2.0}),
          components({"num_samples": 4}, {"data": "make_data"})),
     ])
