@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import math
 import os
+import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -238,7 +239,10 @@ class StoreView:
         out.update(inputs=inputs, outputs=outputs)
         out["log"], out["log_truncated"], out["log_path"] = self._log(store, rec["id"], name)
         h = self.history
-        records = h.records(rec["id"], name) if h is not None else []
+        try:
+            records = h.records(rec["id"], name) if h is not None else []
+        except sqlite3.OperationalError:  # a history from before step records
+            records = []
         out["reports"] = [r["data"] for r in records if r["kind"] == "report"]
         out["trials"] = [r["data"] for r in records if r["kind"] == "trial"]
         out["charts"] = report_charts(out["reports"])

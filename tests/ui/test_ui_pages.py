@@ -280,3 +280,36 @@ def test_run_graph_json_roundtrip(tmp_path: Path) -> None:
     assert fit["output_types"] == ["Checkpoint"] and fit["kind"] == "train"
     assert read_run_graph(str(tmp_path), "nope") is None
     assert write_run_graph("s3://bucket/x", "r1", compiled) is None
+
+
+def test_history_from_before_step_records(tmp_path: Path) -> None:
+    """An older history (no step_records table, no reason column) still shows."""
+    import sqlite3
+
+    from starlette.testclient import TestClient
+
+    from airflowdsl.ui.app import create_app
+    from airflowdsl.ui.data import StoreView
+
+    root = tmp_path / "old"
+    root.mkdir()
+    db = sqlite3.connect(root / "history.sqlite")
+    db.executescript("""
+        CREATE TABLE runs (id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, params TEXT,
+            status TEXT NOT NULL, started REAL, ended REAL, git_commit TEXT, store TEXT,
+            error TEXT, traceback TEXT);
+        CREATE TABLE steps (run_id TEXT NOT NULL, name TEXT NOT NULL, kind TEXT,
+            status TEXT NOT NULL, cached INTEGER NOT NULL DEFAULT 0, started REAL, ended REAL,
+            duration_s REAL, cache_key TEXT, components TEXT, artifacts TEXT, error TEXT,
+            traceback TEXT, PRIMARY KEY (run_id, name));
+        CREATE TABLE metrics (run_id TEXT NOT NULL, step TEXT NOT NULL, name TEXT NOT NULL,
+            value REAL);
+        INSERT INTO runs VALUES ('r1', 'p', '{}', 'succeeded', 1.0, 2.0, NULL, NULL, NULL, NULL);
+        INSERT INTO steps VALUES ('r1', 'a', 'train', 'succeeded', 0, 1.0, 2.0, 1.0, NULL,
+            NULL, '[]', NULL, NULL);
+    """)
+    db.close()
+    c = TestClient(create_app(StoreView.open(str(root))))
+    assert 'data-run="r1"' in c.get("/").text
+    r = c.get("/runs/r1?step=a")
+    assert r.status_code == 200 and 'data-step="a"' in r.text
