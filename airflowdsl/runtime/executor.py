@@ -15,6 +15,7 @@ from airflowdsl.air import progress
 from airflowdsl.air.progress import StepContext
 from airflowdsl.air.resources import DEFAULT_PENDING_TIMEOUT_S
 from airflowdsl.runtime import scheduler
+from airflowdsl.runtime.contracts import CompiledGraph, PipelineOutputs
 from airflowdsl.runtime.fingerprint import project_modules
 from airflowdsl.runtime.history import History, new_run_id
 from airflowdsl.runtime.planner import StepPlan, make_plan, output_refs
@@ -35,9 +36,10 @@ Listener = Callable[[str, str, StepRun], None]
 HISTORY_FLUSH_S = 0.25
 
 
-def execute(compiled: Any, *, store: str | os.PathLike[str] | None = None, force: bool = False,
-            from_step: str | None = None, only: Iterable[str] | str | None = None,
-            persist: bool = True, on_event: Listener | None = None, run_id: str | None = None,
+def execute(compiled: CompiledGraph, *, store: str | os.PathLike[str] | None = None,
+            force: bool = False, from_step: str | None = None,
+            only: Iterable[str] | str | None = None, persist: bool = True,
+            on_event: Listener | None = None, run_id: str | None = None,
             pending_timeout: float | None = DEFAULT_PENDING_TIMEOUT_S,
             echo_worker_output: bool = True) -> Run:
     """Run ``compiled`` on Ray with caching; return the finished :class:`Run`.
@@ -151,7 +153,7 @@ def _sigint_cancels(control: scheduler.Control) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _run_on_ray(compiled: Any, plans: dict[str, StepPlan], st: ArtifactStore | None,
+def _run_on_ray(compiled: CompiledGraph, plans: dict[str, StepPlan], st: ArtifactStore | None,
                 run_id: str, emit: scheduler.Event, control: scheduler.Control,
                 pending_timeout: float | None, echo: bool) -> dict[str, list[Any]]:
     cluster = RayCluster.current()
@@ -228,7 +230,7 @@ def _loader(plans: dict[str, StepPlan], refs: dict[str, list[Any]], st: Artifact
     return load
 
 
-def _outputs(outputs: Any, load: Callable[[str, int | None], Any]) -> Any:
+def _outputs(outputs: PipelineOutputs, load: Callable[[str, int | None], Any]) -> Any:
     refs, single = output_refs(outputs)
     values = tuple(load(node, index) for node, index in refs)
     return (values[0] if values else None) if single else values

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from airflowdsl.runtime.contracts import StepLike
 from airflowdsl.runtime.resources import ClusterView, Request
 
 #: What one step slot holds: 1 MiB of Ray's ``memory`` resource -- no CPU, no GPU.
@@ -112,7 +113,7 @@ class RayCluster:
 
     # --- step tasks -------------------------------------------------------------------
 
-    def step_task(self, spec: Any, n_returns: int, slots: Any = None) -> Any:
+    def step_task(self, spec: StepLike, n_returns: int, slots: Any = None) -> Any:
         """The step's ``ray.remote`` task with its request and retries; a step that asks
         for nothing runs in one of ``slots`` (``step_slots``) when given."""
         import ray
