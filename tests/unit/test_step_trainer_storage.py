@@ -38,7 +38,7 @@ def _trainer(storage: Path) -> Any:
 def _report(state: _FitState, iteration: int) -> None:
     path = os.path.join(state.run_dir, f"checkpoint_{iteration:06d}")
     os.makedirs(path)
-    Path(path, "model.json").write_text('{"rounds": %d}' % iteration)
+    Path(path, "model.json").write_text(f'{{"rounds": {iteration}}}')
     state.on_report({"metrics": {"loss": 1.0 / iteration}, "training_iteration": iteration,
                      "checkpoint_path": path})
 
