@@ -467,6 +467,22 @@ class Tuner:
         if run_config is None:
             run_config = getattr(trainable, "run_config", None) or RunConfig()
         self.run_config = run_config
+        self._restore: tuple[str, dict[str, bool]] | None = None
+
+    @classmethod
+    def restore(cls, path: str, trainable: BaseTrainer | Callable[..., Any], *,
+                resume_unfinished: bool = True, resume_errored: bool = False,
+                restart_errored: bool = False, param_space: dict[str, Any] | None = None,
+                tune_config: TuneConfig | None = None) -> Tuner:
+        """AIR's ``Tuner.restore(path, trainable)``: continue an interrupted experiment
+        (``path``: its directory, ``ResultGrid.experiment_path``). ``fit()`` then resumes
+        unfinished trials (and errored ones when asked) and returns the whole grid.
+        ``param_space`` must be the original one when it held datasets or objects."""
+        tuner = cls(trainable, param_space=param_space, tune_config=tune_config)
+        tuner._restore = (path, {"resume_unfinished": resume_unfinished,
+                                 "resume_errored": resume_errored,
+                                 "restart_errored": restart_errored})
+        return tuner
 
     def fit(self) -> ResultGrid:
         """Run every trial on Ray Tune (starting a local Ray when none is running).
@@ -527,6 +543,16 @@ class Tuner:
                     reserve=1.0 if cluster_cpus > 1 else 0.0)
         run_config = _tune_run_config(self.run_config, default_name=self._default_name())
         run_config.callbacks = [*(run_config.callbacks or []), _progress_callback()]
+        if self._restore is not None:
+            path, how = self._restore
+            restored = tune.Tuner.restore(
+                path, trainable, param_space=param_space or None,
+                resume_unfinished=how["resume_unfinished"],
+                resume_errored=how["resume_errored"], restart_errored=how["restart_errored"])
+            grid = ResultGrid(restored.fit(),
+                              checkpoint_config=self.run_config.checkpoint_config)
+            record_trials(grid, metric=tc.metric, mode=tc.mode)
+            return grid
         tuner = tune.Tuner(
             trainable,
             param_space=param_space,

@@ -22,6 +22,14 @@ _WHERE = {"Checkpoint": "checkpoint", "CheckpointConfig": "config", "FailureConf
           "ReportCallback": "callbacks"}
 
 
+def train_test_split(dataset: Any, test_size: float | int, *, shuffle: bool = False,
+                     seed: int | None = None) -> tuple[Any, Any]:
+    """AIR's ``ray.air.train_test_split``: ``(train, test)`` of a Ray Dataset
+    (``test_size``: a fraction or a row count)."""
+    train, test = dataset.train_test_split(test_size=test_size, shuffle=shuffle, seed=seed)
+    return train, test
+
+
 def __getattr__(name: str) -> Any:
     if name == "session":
         return importlib.import_module(f"{__name__}.session")
@@ -39,4 +47,5 @@ __all__ = [
     "RunConfig",
     "ScalingConfig",
     "session",
+    "train_test_split",
 ]

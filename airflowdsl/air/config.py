@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidatorFunctionWrapHandler, field_validator
@@ -104,11 +105,24 @@ class RunConfig:
     callbacks: list[Any] | None = None
     stop: dict[str, Any] | None = None
     verbose: int = Field(default=1, ge=0, le=3)
+    #: AIR's name for ``storage_path`` (used when ``storage_path`` is not given)
+    local_dir: str | None = None
+    #: accepted for AIR code; ignored: checkpoints stay on the local disk under the storage
+    #: path (a pipeline step's checkpoint outputs go to the artifact store, any URI)
+    sync_config: Any = None
+
+    def __post_init__(self) -> None:
+        if self.sync_config is not None:
+            warnings.warn("RunConfig(sync_config=...) is accepted for AIR compatibility and "
+                          "ignored: checkpoints stay on this machine under storage_path; a "
+                          "pipeline step's returned checkpoint is stored in the artifact "
+                          "store (any URI)", stacklevel=3)
 
     def resolved_storage_path(self) -> str:
-        """``storage_path``, else ``$AIRFLOWDSL_HOME/train``, else ``.airflowdsl/train``."""
-        if self.storage_path:
-            return os.path.abspath(os.path.expanduser(self.storage_path))
+        """``storage_path`` (or AIR's ``local_dir``), else ``$AIRFLOWDSL_HOME/train``, else
+        ``.airflowdsl/train``."""
+        if self.storage_path or self.local_dir:
+            return os.path.abspath(os.path.expanduser(self.storage_path or self.local_dir or ""))
         home = os.environ.get("AIRFLOWDSL_HOME") or ".airflowdsl"
         if "://" in home:  # object-store homes: checkpoints still land on a local disk
             home = os.path.join(os.path.expanduser("~"), ".airflowdsl")

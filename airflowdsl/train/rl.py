@@ -46,6 +46,11 @@ ALIASES = {
     "episode_return_min": "env_runners/episode_return_min",
     "episode_len_mean": "env_runners/episode_len_mean",
     "num_env_steps_sampled_lifetime": "env_runners/num_env_steps_sampled_lifetime",
+    # AIR's (RLlib's old API stack's) names for the same numbers
+    "episode_reward_mean": "env_runners/episode_return_mean",
+    "episode_reward_max": "env_runners/episode_return_max",
+    "episode_reward_min": "env_runners/episode_return_min",
+    "timesteps_total": "env_runners/num_env_steps_sampled_lifetime",
 }
 
 
