@@ -313,3 +313,40 @@ def test_history_from_before_step_records(tmp_path: Path) -> None:
     assert 'data-run="r1"' in c.get("/").text
     r = c.get("/runs/r1?step=a")
     assert r.status_code == 200 and 'data-step="a"' in r.text
+
+
+def test_history_read_accessors(tmp_path: Path) -> None:
+    """History(readonly=True), runs_page, pipelines, previous_components (added for the UI)."""
+    import sqlite3
+
+    root = tmp_path / "s"
+    build_many_runs(root, 12, steps=4)
+    h = History(root / "history.sqlite", readonly=True)
+    rows, total = h.runs_page("beta", None, limit=3, offset=1)
+    assert total == 6 and [r["id"][9:15] for r in rows] == ["000009", "000007", "000005"]
+    r9 = rows[0]  # i=9: i % 4 = 1 cached step of 4
+    assert (r9["n_steps"], r9["n_cached"], r9["n_executed"]) == (4, 1, 3)
+    assert h.runs_page(status="cancelled")[1] == 2 and h.pipelines() == ["alpha", "beta"]
+    with pytest.raises(sqlite3.OperationalError):
+        h._conn.execute("DELETE FROM runs")  # noqa: SLF001 - proving it cannot write
+    with pytest.raises(FileNotFoundError):
+        History(tmp_path / "none.sqlite", readonly=True)
+    assert not (tmp_path / "none.sqlite").exists()
+    w = History.for_root(str(root))
+    w.start_run("x1", "p", {}, str(root), 100.0)
+    w.record_steps("x1", [(StepRun("a", status="succeeded"), {"params": {"v": 1}})])
+    w.start_run("x2", "p", {}, str(root), 200.0)
+    w.record_steps("x2", [(StepRun("a", status="succeeded"), {"params": {"v": 2}})])
+    assert h.previous_components("p", "a", 200.0) == {"params": {"v": 1}}
+    assert h.previous_components("p", "a", 100.0) is None
+
+
+def test_uri_store_without_history_is_a_clear_error(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflowdsl.errors import LoadError
+    from airflowdsl.ui.data import StoreView
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("AIRFLOWDSL_HISTORY", raising=False)
+    with pytest.raises(LoadError, match="no run history for s3://bucket/store"):
+        StoreView.open("s3://bucket/store")
