@@ -1,19 +1,26 @@
-"""Breast-cancer classification: scikit-learn's bundled data, end to end on Ray.
+"""Breast-cancer classification: the whole AIR workflow on scikit-learn's bundled table.
 
-    ingest (load_data) -> split (train/valid) -> scale (fit on train) -> fit -> evaluate
+    ingest -> split (train/valid/test) -> preprocess (fit an AIR StandardScaler on train)
+      -> tune (XGBoostTrainer, a small grid; the scaler rides in every checkpoint)
+      -> predict (BatchPredictor on the held-out test rows, raw: the checkpoint's scaler
+         is applied again) -> evaluate
 
-Run it:      airflowdsl run pipelines/breast_cancer.py -p C=0.5
+Run it:      airflowdsl run pipelines/breast_cancer.py -p max_depths=[2,4]
+Trials:      airflowdsl show RUN_ID --step tune_xgboost
 Draw it:     airflowdsl graph pipelines/breast_cancer.py -o dag.svg
 Importing this module starts nothing (no Ray, no data loading).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field
 
 import airflowdsl as af
+
+if TYPE_CHECKING:  # a string annotation to the DSL: importing Ray Data stays lazy
+    from ray.data.preprocessor import Preprocessor
 
 LABEL = "target"
 
@@ -25,65 +32,90 @@ def load_data() -> af.Dataset:
     from sklearn.datasets import load_breast_cancer
 
     frame = load_breast_cancer(as_frame=True).frame
+    frame.columns = [c.replace(" ", "_") for c in frame.columns]
     return ray.data.from_pandas(frame)
 
 
 @af.preprocess
-def split(ds: af.Dataset, test_size: Annotated[float, Field(gt=0, lt=1)] = 0.25,
-          seed: int = 0) -> tuple[af.Dataset, af.Dataset]:
-    """Shuffled train/validation split (deterministic for a given seed)."""
-    train, valid = ds.train_test_split(test_size=test_size, shuffle=True, seed=seed)
-    return train, valid
+def split(ds: af.Dataset, test_size: Annotated[float, Field(gt=0, lt=0.5)] = 0.2,
+          seed: int = 0) -> tuple[af.Dataset, af.Dataset, af.Dataset]:
+    """Shuffled train / validation / held-out test split (deterministic for a seed)."""
+    rest, test = ds.train_test_split(test_size=test_size, shuffle=True, seed=seed)
+    train, valid = rest.train_test_split(test_size=test_size / (1 - test_size), shuffle=True,
+                                         seed=seed)
+    return train, valid, test
 
 
 @af.preprocess
-def scale(train: af.Dataset, valid: af.Dataset,
-          label_column: str = LABEL) -> tuple[af.Dataset, af.Dataset]:
-    """Standardise the features: fit on train only, apply to both."""
-    import ray.data
-    from sklearn.preprocessing import StandardScaler
+def fit_scaler(train: af.Dataset, label_column: str = LABEL) -> Preprocessor:
+    """An AIR preprocessor (``ray.data.preprocessors.StandardScaler``) fitted on train
+    only. The trainer stores it in its checkpoints; every predictor applies it again."""
+    from ray.data.preprocessors import StandardScaler
 
-    train_df, valid_df = train.to_pandas(), valid.to_pandas()
-    features = [c for c in train_df.columns if c != label_column]
-    scaler = StandardScaler().fit(train_df[features])
-    train_df[features] = scaler.transform(train_df[features])
-    valid_df[features] = scaler.transform(valid_df[features])
-    return ray.data.from_pandas(train_df), ray.data.from_pandas(valid_df)
+    features = [c for c in train.columns() if c != label_column]
+    return StandardScaler(columns=features).fit(train)
 
 
-@af.train(num_cpus=1)
-def fit(train: af.Dataset, C: Annotated[float, Field(gt=0)] = 1.0, max_iter: int = 1000,
-        label_column: str = LABEL) -> af.Checkpoint:
-    """A logistic regression; the checkpoint holds the model and its feature list."""
-    from sklearn.linear_model import LogisticRegression
+@af.tune
+def tune_xgboost(train: af.Dataset, valid: af.Dataset, scaler: Preprocessor,
+                 max_depths: list[int] = [2, 4],  # noqa: B006 - a pipeline parameter
+                 etas: list[float] = [0.1, 0.3],  # noqa: B006
+                 num_boost_round: Annotated[int, Field(ge=1)] = 30,
+                 label_column: str = LABEL) -> af.Checkpoint:
+    """XGBoostTrainer over a small grid; the best trial's checkpoint (by validation log
+    loss). Each trial is recorded with the step (``airflowdsl show RUN --step``)."""
+    from airflowdsl.air import RunConfig, ScalingConfig
+    from airflowdsl.train.xgboost import XGBoostTrainer
+    from airflowdsl.tune import TuneConfig, Tuner, grid_search
 
-    df = train.to_pandas()
-    features = [c for c in df.columns if c != label_column]
-    model = LogisticRegression(C=C, max_iter=max_iter).fit(df[features], df[label_column])
-    return af.Checkpoint.from_dict(
-        {"model": model, "features": features, "label_column": label_column})
+    trainer = XGBoostTrainer(
+        datasets={"train": train, "valid": valid}, label_column=label_column,
+        params={"objective": "binary:logistic", "eval_metric": ["logloss", "error"]},
+        num_boost_round=num_boost_round, preprocessor=scaler,
+        scaling_config=ScalingConfig(num_workers=1), run_config=RunConfig(verbose=0))
+    grid = Tuner(
+        trainer,
+        param_space={"params": {"max_depth": grid_search(max_depths), "eta": grid_search(etas)}},
+        tune_config=TuneConfig(metric="valid-logloss", mode="min"),
+    ).fit()
+    if grid.num_errors:
+        raise RuntimeError(f"{grid.num_errors} trial(s) failed: {grid.errors[0]}")
+    best = grid.get_best_result().checkpoint
+    assert best is not None
+    return best
 
 
 @af.predict
-def evaluate(ckpt: af.Checkpoint, valid: af.Dataset) -> dict[str, float]:
-    """Validation metrics of the checkpointed model."""
+def predict(ckpt: af.Checkpoint, test: af.Dataset, label_column: str = LABEL) -> af.Dataset:
+    """The held-out rows scored by BatchPredictor (raw features: the checkpoint's scaler
+    is applied before the model), with the label kept next to each prediction."""
+    from airflowdsl.train.batch_predictor import BatchPredictor
+    from airflowdsl.train.xgboost import XGBoostPredictor
+
+    predictor = BatchPredictor.from_checkpoint(ckpt, XGBoostPredictor)
+    return predictor.predict(test, keep_columns=[label_column])
+
+
+@af.predict
+def evaluate(scored: af.Dataset, label_column: str = LABEL) -> dict[str, float]:
+    """Held-out accuracy, F1 and ROC AUC."""
     from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
-    state = ckpt.to_dict()
-    df = valid.to_pandas()
-    y = df[state["label_column"]]
-    proba = state["model"].predict_proba(df[state["features"]])[:, 1]
+    df = scored.to_pandas()
+    y, proba = df[label_column], df["predictions"]
     pred = (proba >= 0.5).astype(int)
     return {"accuracy": float(accuracy_score(y, pred)), "f1": float(f1_score(y, pred)),
-            "roc_auc": float(roc_auc_score(y, proba)), "n_valid": float(len(df))}
+            "roc_auc": float(roc_auc_score(y, proba)), "n_test": float(len(df))}
 
 
 @af.pipeline
-def breast_cancer(test_size: Annotated[float, Field(gt=0, lt=1)] = 0.25,
-                  C: Annotated[float, Field(gt=0)] = 1.0, seed: int = 0):
-    train, valid = split(load_data(), test_size=test_size, seed=seed)
-    train, valid = scale(train, valid)
-    return evaluate(fit(train, C=C), valid)
+def breast_cancer(test_size: Annotated[float, Field(gt=0, lt=0.5)] = 0.2, seed: int = 0,
+                  max_depths: list[int] = [2, 4],  # noqa: B006 - a pipeline parameter
+                  num_boost_round: Annotated[int, Field(ge=1)] = 30):
+    train, valid, test = split(load_data(), test_size=test_size, seed=seed)
+    best = tune_xgboost(train, valid, fit_scaler(train), max_depths=max_depths,
+                        num_boost_round=num_boost_round)
+    return evaluate(predict(best, test))
 
 
 if __name__ == "__main__":
