@@ -248,3 +248,93 @@ def test_dataset_and_checkpoint_artifacts(tmp_path: Path) -> None:
     again = artifacts.run(store=f"file://{tmp_path}/s", from_step="predict")
     assert again.steps["model"].cached and not again.steps["predict"].cached
     assert sorted(r["a"] for r in again.output.take_all()) == list(range(10))
+
+
+@af.ingest(cache=False)
+def always(n: int) -> list:
+    return list(range(n))
+
+
+@af.predict
+def summed(xs: list) -> dict:
+    return {"sum": float(sum(xs))}
+
+
+@af.pipeline
+def uncached(n: int = 4):
+    return summed(always(n=n))
+
+
+def test_downstream_of_a_cache_false_step_is_served_when_its_output_is_unchanged(
+        tmp_path: Path) -> None:
+    """``cache=False`` re-runs the step; its consumer keys on what it produced (early
+    cutoff), so an identical output serves the consumer from the cache, and the run
+    history and ``explain`` say why."""
+    from airflowdsl.runtime.explain import explain
+    from airflowdsl.runtime.history import History
+
+    store = tmp_path / "s"
+    first = uncached.run(store=store)
+    assert first.status == "succeeded" and first.executed_steps == ["always", "summed"]
+    again = uncached.run(store=store)
+    assert again.status == "succeeded", again.traceback
+    assert not again.steps["always"].cached and again.steps["summed"].cached
+    why = "upstream always re-ran but produced identical output"
+    assert again.steps["summed"].reason == why
+    rows = {s["name"]: s for s in History.for_root(str(store)).run(again.id)["steps"]}
+    assert rows["summed"]["reason"] == why and rows["summed"]["cached"] == 1
+    assert rows["always"]["reason"] == "cache disabled for this step"
+    last = {e.step: e.last_run for e in explain(uncached.compile(), store=store)}
+    assert last == {"always": "ran: cache disabled for this step", "summed": f"served: {why}"}
+    changed = uncached.run(n=5, store=store)  # another output: the consumer runs
+    assert not changed.steps["summed"].cached and changed.output == {"sum": 10.0}
+
+
+@af.ingest
+def cancer() -> af.Dataset:
+    import ray.data
+    from sklearn.datasets import load_breast_cancer
+
+    return ray.data.from_pandas(load_breast_cancer(as_frame=True).frame)
+
+
+@af.train
+def boost(ds: af.Dataset, eta: float, storage: str) -> dict:
+    from airflowdsl.air import RunConfig, ScalingConfig
+    from airflowdsl.train.xgboost import XGBoostTrainer
+
+    result = XGBoostTrainer(
+        datasets={"train": ds}, label_column="target", num_boost_round=6,
+        params={"objective": "binary:logistic", "eta": eta, "eval_metric": ["logloss"]},
+        scaling_config=ScalingConfig(num_workers=1),
+        run_config=RunConfig(name="gbdt", storage_path=storage)).fit()
+    return {"rounds": float(len(result.metrics_history)),
+            "logloss": float(result.metrics["train-logloss"])}
+
+
+@af.pipeline
+def boosted(eta: float = 0.3, storage: str = ""):
+    return boost(cancer(), eta=eta, storage=storage)
+
+
+def test_named_trainer_in_a_step_does_not_adopt_another_keys_checkpoints(tmp_path: Path) -> None:
+    """The bug: RunConfig(name="gbdt") in a train step; a cache miss (another eta) found
+    the first key's checkpoints at round 6, boosted 0 more rounds and stored the old
+    model under the new key. Trainer storage is now scoped per cache key, and
+    ``airflowdsl cache gc`` collects it once the results are stored."""
+    pytest.importorskip("xgboost")
+    from airflowdsl.runtime.gc import collect
+
+    store = tmp_path / "s"
+    storage = store / "train"  # where gc looks (and the default under AIRFLOWDSL_HOME)
+    first = boosted.run(eta=0.3, storage=str(storage), store=store)
+    assert first.status == "succeeded", first.traceback
+    second = boosted.run(eta=0.05, storage=str(storage), store=store)
+    assert second.status == "succeeded", second.traceback
+    assert not second.steps["boost"].cached
+    assert second.output["rounds"] == 6  # trained, not resumed at round 6 of eta=0.3
+    assert second.output["logloss"] > first.output["logloss"] + 0.05  # a smaller step
+    folders = sorted(p.name for p in (storage / "gbdt").iterdir())
+    assert len(folders) == 2 and all(f.startswith("key-") for f in folders)
+    collect(ArtifactStore.open(store), grace_s=0, now=time.time() + 1)
+    assert not (storage / "gbdt").exists()  # stored results: trainer folders collected

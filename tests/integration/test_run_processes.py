@@ -120,3 +120,66 @@ def test_two_processes_on_one_store_at_once(proj: Path) -> None:
     assert ra["output"] == rb["output"] == {"sum": 30.0}
     third = _result(_start(proj, proj / "s"))
     assert all(third["cached"].values()) and third["output"] == {"sum": 30.0}
+
+
+FOUR = '''
+import os
+import airflowdsl as af
+
+def _note(step: str) -> None:
+    with open({log!r}, "a") as f:
+        f.write(step + "\\n")
+
+@af.ingest
+def src() -> list:
+    _note("src")
+    return [1, 2, 3]
+
+@af.preprocess
+def double(xs: list) -> list:
+    _note("double")
+    return [x * 2 for x in xs]
+
+@af.preprocess
+def square(xs: list) -> list:
+    _note("square")
+    return [x * x for x in xs]
+
+@af.predict
+def total(a: list, b: list) -> dict:
+    _note("total")
+    return {{"t": float(sum(a) + sum(b))}}
+
+@af.pipeline
+def four():
+    s = src()
+    return total(double(s), square(s))
+'''
+
+FOUR_DRIVER = '''
+import json, os, sys, time
+sys.path.insert(0, sys.argv[1])
+import four_pipe
+open(os.path.join(sys.argv[1], "ready-%d" % os.getpid()), "w").close()
+while len([f for f in os.listdir(sys.argv[1]) if f.startswith("ready-")]) < 4:
+    time.sleep(0.02)  # all four start at once: nothing is cached yet
+run = four_pipe.four.run(store=sys.argv[2])
+print("RESULT " + json.dumps({"status": run.status, "output": run.output, "error": run.error,
+      "reasons": {n: s.reason for n, s in run.steps.items()}}))
+'''
+
+
+def test_four_drivers_on_ray_compute_each_step_once(tmp_path: Path) -> None:
+    """Four processes run one pipeline on one store through the shared Ray at once: the
+    key leases make each step compute once; the others wait and reuse the result."""
+    log = tmp_path / "computed.log"
+    (tmp_path / "four_pipe.py").write_text(FOUR.format(log=str(log)))
+    (tmp_path / "driver.py").write_text(FOUR_DRIVER)
+    procs = [subprocess.Popen([sys.executable, str(tmp_path / "driver.py"), str(tmp_path),
+                               str(tmp_path / "s")], env=_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    results = [_result(p) for p in procs]
+    assert all(r["status"] == "succeeded" for r in results), [r["error"] for r in results]
+    assert all(r["output"] == {"t": 26.0} for r in results)
+    computed = log.read_text().split()
+    assert sorted(computed) == ["double", "square", "src", "total"], computed
