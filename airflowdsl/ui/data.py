@@ -268,7 +268,10 @@ class StoreView:
             said = [recorded] if recorded and recorded != "cache hit" else []
             return ["served from the cache", *said,
                     *(library_changes(old, comp) if old else [])]
-        reasons = [recorded] if recorded and recorded != "not in cache" else []
+        # a plan-time guess ("upstream X re-runs; served from the cache if its output is
+        # unchanged") stays recorded when the step then ran: what changed says more
+        guess = bool(recorded) and "served from the cache if" in str(recorded)
+        reasons = [recorded] if recorded and recorded != "not in cache" and not guess else []
         if comp and old is None and not reasons:
             reasons.append("never run before")
         elif comp and old is not None:
@@ -393,12 +396,23 @@ def report_charts(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for name, series in charts.items()]
 
 
+def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"params": {"eta": 0.1}}`` -> ``{"params.eta": 0.1}`` (a trainer's param_space)."""
+    out: dict[str, Any] = {}
+    for k, v in config.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def trial_view(trials: list[dict[str, Any]]) -> dict[str, Any]:
     """A Tune step's trials as a table (config columns, metric columns, status, best) and
     the data of a config-vs-metric scatter chart."""
     rows: list[dict[str, Any]] = []
     for i, t in enumerate(trials):
-        config = t.get("config") if isinstance(t.get("config"), dict) else {
+        config = _flat(t["config"]) if isinstance(t.get("config"), dict) else {
             k.split("/", 1)[1]: v for k, v in t.items() if k.startswith("config/")}
         metrics = t.get("metrics") if isinstance(t.get("metrics"), dict) else {
             k: v for k, v in t.items() if _number(v) and not k.startswith("config/")}
@@ -412,15 +426,19 @@ def trial_view(trials: list[dict[str, Any]]) -> dict[str, Any]:
     numeric_config = [k for k in config_keys
                       if all(_number(r["config"].get(k)) for r in rows if k in r["config"])]
     metric = next((str(t["metric"]) for t in trials if isinstance(t.get("metric"), str)), None)
-    if metric not in metric_keys:  # else the first metric the best trial is extreme in
+    if metric not in metric_keys:  # else the metric the best trial alone is extreme in
         best = next((r for r in rows if r["best"]), None)
 
-        def extreme(k: str) -> bool:
+        def extreme(k: str, unique: bool) -> bool:
             values = [r["metrics"][k] for r in rows if _number(r["metrics"].get(k))]
-            return best is not None and best["metrics"].get(k) in (min(values), max(values))
+            mine = best["metrics"].get(k) if best is not None else None
+            if mine is None or not values or mine not in (min(values), max(values)):
+                return False
+            return not unique or values.count(mine) == 1
 
-        metric = next((k for k in metric_keys if extreme(k)), metric_keys[0] if metric_keys
-                      else None)
+        metric = next((k for k in metric_keys if extreme(k, True)),
+                      next((k for k in metric_keys if extreme(k, False)),
+                           metric_keys[0] if metric_keys else None))
     return {"rows": rows, "config_keys": config_keys, "metric_keys": metric_keys,
             "numeric_config": numeric_config, "metric": metric,
             "best": next((r["id"] for r in rows if r["best"]), None),

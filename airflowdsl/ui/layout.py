@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-NODE_W, NODE_H = 168, 46
-COL_GAP, ROW_GAP, MARGIN = 64, 22, 12
+NODE_W, NODE_H = 152, 46
+COL_GAP, ROW_GAP, MARGIN = 44, 22, 12
 
 
 @dataclass

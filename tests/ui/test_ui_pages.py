@@ -263,6 +263,15 @@ def test_metric_groups_and_trials() -> None:
                        {"trial_id": "b", "config/x": 2, "score": 0.9, "best": True,
                         "metric": "score"}])
     assert flat["config_keys"] == ["x"] and flat["metric"] == "score" and flat["best"] == "b"
+    # a trainer's nested param_space, as tune.record_trials writes it; the chart's metric is
+    # the one the best trial alone is extreme in (valid-logloss), not a tie (train-error)
+    real = trial_view([{"trial_id": str(i), "config": {"params": {"max_depth": d, "eta": e}},
+                        "metrics": {"train-error": te, "valid-logloss": vl},
+                        "status": "TERMINATED", "best": i == 1}
+                       for i, (d, e, te, vl) in enumerate([(2, 0.1, 0.01, 0.16), (2, 0.3, 0.0, 0.14),
+                                                           (4, 0.3, 0.0, 0.18)])])
+    assert real["numeric_config"] == ["params.eta", "params.max_depth"]
+    assert real["metric"] == "valid-logloss"
 
 
 def test_run_graph_json_roundtrip(tmp_path: Path) -> None:

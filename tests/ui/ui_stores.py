@@ -79,7 +79,8 @@ def demo_run(root: Path, h: History, run_id: str, started: float, *, epochs: int
                 "checkpoint": f"/ckpt/checkpoint_{e:06d}" if e % 2 == 0 else None}
                for e in range(1, epochs + 1)]
     steps.append((_step("fit", "train", "succeeded", t + 0.6, 2.5, cache_key=k_fit,
-                        reason="not in cache",
+                        reason="upstream featurize re-runs; served from the cache if its "
+                               "output is unchanged",
                         artifacts=st.artifact_paths(m_fit), records={"report": reports},
                         metrics={"train-loss": 1.0 / epochs, "accuracy": 1 - 0.5 / epochs}),
                   components({"epochs": epochs}, {"data": "featurize"})))
