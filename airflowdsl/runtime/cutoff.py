@@ -126,6 +126,12 @@ class Claim:
         if self._lease is not None:
             self._lease.release()
 
+    def hand_over(self) -> Lease | None:
+        """The held lease, no longer released on exit: its new holder (the thread that
+        commits the key's write beside the consumers, ``tasks``) releases it."""
+        lease, self._lease = self._lease, None
+        return lease
+
     def manifest_info(self) -> dict[str, Any]:
         """Extra manifest fields: when the entry expires (gc), the process that wrote it."""
         out: dict[str, Any] = {"writer_pid": os.getpid()}

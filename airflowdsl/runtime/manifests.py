@@ -9,6 +9,7 @@ from typing import Any
 
 from airflowdsl.runtime import serializers
 from airflowdsl.runtime.canonical import digest
+from airflowdsl.runtime.fsutil import CHECKSUMS
 
 Manifest = dict[str, Any]
 KEY = re.compile(r"[0-9a-f]{40}\Z")
@@ -29,6 +30,8 @@ def manifest_problem(data: Any, key: Any) -> str | None:
         return "not a manifest of this key"
     if not KEY.match(key) or not isinstance(data.get("data"), str) or not _DATA.match(data["data"]):
         return "bad key or data id"
+    if data.get("checksum", "sha256") not in CHECKSUMS:
+        return "unknown checksum"
     outputs = data.get("outputs")
     if not isinstance(outputs, list) or not outputs:
         return "no outputs"
@@ -59,15 +62,24 @@ def escapes(path: str, files: dict[str, Any]) -> str | None:
     return None
 
 
-def content_hash(out: dict[str, Any]) -> str:
+def checksum_of(manifest: Manifest) -> str:
+    """The file checksum a manifest uses (``fsutil.CHECKSUM``; SHA-256 when it has none:
+    written before the field existed)."""
+    return str(manifest.get("checksum", "sha256"))
+
+
+def content_hash(out: dict[str, Any], checksum: str = "sha256") -> str:
     """What an output *is*, from its file checksums (not where or when it was written).
-    A Dataset's Parquet files are named per write: their checksums count in name order."""
+    A Dataset's Parquet files are named per write: their checksums count in name order.
+    Hashes from SHA-256 manifests are unchanged; other checksums are named in the hash,
+    so outputs summed differently never look alike."""
     files = out["files"]
     if out["format"] == "dataset":
         body = [files[k][1] for k in sorted(files)]
     else:
         body = [f"{k}={files[k][1]}" for k in sorted(files)]
-    return digest("\n".join([out["format"], *body]).encode())
+    head = [out["format"]] if checksum == "sha256" else [out["format"], checksum]
+    return digest("\n".join([*head, *body]).encode())
 
 
 def output_content(manifest: Manifest, index: int | None) -> str:
@@ -75,5 +87,5 @@ def output_content(manifest: Manifest, index: int | None) -> str:
     outs = manifest["outputs"]
     if index is not None or len(outs) == 1:
         out = outs[index or 0]
-        return str(out.get("content") or content_hash(out))
+        return str(out.get("content") or content_hash(out, checksum_of(manifest)))
     return digest("\n".join(output_content(manifest, i) for i in range(len(outs))).encode())

@@ -10,6 +10,8 @@ running finish and are stored.
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -160,6 +162,7 @@ def run(plans: dict[str, StepPlan], *, store: str | None, info: dict[str, Any], 
     finished: set[str] = set()
     running: dict[str, Request] = {}
     fns: dict[int, bytes] = {}
+    beside: dict[str, tuple[str, int, Any]] = {}  # writes beside: (node, pid, manifest)
     failed = False
 
     def admit(name: str, inflight: list[str]) -> bool:
@@ -201,6 +204,8 @@ def run(plans: dict[str, StepPlan], *, store: str | None, info: dict[str, Any], 
             stop(list(pending.values()), "cancelled", {})
             for name in todo:
                 emit(name, "cancelled", {})
+            await_commits(beside, str(info.get("run_id")), emit, store, refs,
+                          limit_s=CANCEL_COMMIT_S)
             return refs
         if failed:
             for name in todo:
@@ -221,6 +226,8 @@ def run(plans: dict[str, StepPlan], *, store: str | None, info: dict[str, Any], 
                 failed = True
                 continue
             finished.add(name)
+            if summary.get("commit"):
+                beside[name] = (summary["commit"], summary["pid"], summary["manifest"])
             emit(name, "succeeded", summary)
             for n in pending.values():
                 if name in deps[n] and all(u in finished for u in deps[n]) and n not in running:
@@ -238,7 +245,102 @@ def run(plans: dict[str, StepPlan], *, store: str | None, info: dict[str, Any], 
                     ray.cancel(ref, force=False)
                     pending.pop(ref)
                     emit(n, "skipped", {})
+    await_commits(beside, str(info.get("run_id")), emit, store, refs)
     return refs
+
+
+#: How long the driver waits for the writes beside the consumers at the end of a run
+#: (a worker that died is noticed at once on this node), and after Ctrl-C.
+COMMIT_TIMEOUT_S = 600.0
+CANCEL_COMMIT_S = 3.0
+
+_BOOK = ("key", "data", "created", "checksum", "outputs", "size")
+
+
+def await_commits(beside: dict[str, tuple[str, int, Any]], run_id: str, emit: Event,
+                  store: str | None, refs: dict[str, list[Any]], *,
+                  limit_s: float = COMMIT_TIMEOUT_S) -> None:
+    """Wait until the manifest of every step in ``beside`` (``name -> (node, pid,
+    manifest)``: its write commits beside the consumers, ``tasks``) is in the store: a
+    run reports success only once every artifact it produced is stored. A write that
+    failed (reported in Ray's KV) fails its step; one whose worker on this node died
+    before committing is redone here from the step's outputs in Ray's object store; one
+    not committed within ``limit_s`` fails its step, naming the worker it waited for."""
+    if not beside or store is None:
+        return
+    import ray
+    from ray.experimental import internal_kv
+
+    from airflowdsl.runtime.store import ArtifactStore
+    from airflowdsl.runtime.tasks import COMMITS
+
+    st = ArtifactStore(store)
+    here = ray.get_runtime_context().get_node_id()
+    deadline, pause = time.monotonic() + limit_s, 0.002
+    waiting = dict(beside)
+    ours: dict[str, set[str]] = {}
+    for _, _, m in beside.values():
+        ours.setdefault(m["key"], set()).add(m["data"])
+
+    def fail(name: str, why: str) -> None:
+        waiting.pop(name, None)
+        emit(name, "failed", {"exception": StepFailed(name, why, "")})
+
+    while waiting:
+        for name, (node, pid, manifest) in list(waiting.items()):
+            if _committed(st, manifest, ours[manifest["key"]]):
+                waiting.pop(name)
+            elif node == here and not _alive(pid) and not _committed(
+                    st, manifest, ours[manifest["key"]]):
+                try:  # the writer died with its write: store the outputs from Ray's store
+                    values = ray.get(refs[name][:-1], timeout=60)
+                    st.write(manifest["key"], values,
+                             **{k: v for k, v in manifest.items() if k not in _BOOK})
+                    waiting.pop(name)
+                except Exception as exc:  # noqa: BLE001 - the step fails with it
+                    fail(name, f"its output was not stored: the worker (pid {pid}) writing "
+                         f"it exited, and storing it again failed: {exc}")
+        if waiting:
+            for raw in internal_kv._internal_kv_list(f"{run_id}/".encode(), namespace=COMMITS):
+                name = raw[len(run_id) + 1:].decode()
+                if name in waiting:
+                    why = (internal_kv._internal_kv_get(raw, namespace=COMMITS) or b"").decode()
+                    fail(name, f"storing its output failed: {why}")
+                internal_kv._internal_kv_del(raw, namespace=COMMITS)
+        if waiting and time.monotonic() > deadline:
+            for name in list(waiting):
+                fail(name, f"its output was not stored within {limit_s:.0f} s (waited for "
+                     f"the worker writing it, pid {waiting[name][1]})")
+        if waiting:
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+
+def _committed(st: Any, manifest: Any, ours: set[str]) -> bool:
+    """Whether the key of ``manifest`` is committed by this run: its manifest names one of
+    ``ours`` (the data folders this run wrote for that key: a fan-out of one step writes
+    one key many times, and the last manifest wins)."""
+    try:
+        with open(f"{st.entry(manifest['key'])}/manifest.json", "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return False
+    if f'"data": "{manifest["data"]}"'.encode() in raw:
+        return True
+    try:
+        return json.loads(raw).get("data") in ours
+    except (ValueError, AttributeError):
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _cause(exc: BaseException) -> BaseException:

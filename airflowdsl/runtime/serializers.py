@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import atexit
-import hashlib
 import importlib
 import io
 import json
@@ -23,12 +22,13 @@ import shutil
 import sys
 import tempfile
 import types
-from typing import Any
-
-import pyarrow.fs as pafs
+from typing import TYPE_CHECKING, Any
 
 from airflowdsl.errors import CorruptArtifact
-from airflowdsl.runtime.fsutil import copy_dir_from_local, read_bytes, write_bytes
+from airflowdsl.runtime.fsutil import copy_dir_from_local, digest_buffers, read_bytes, write_bytes
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
 
 Meta = dict[str, Any]
 
@@ -110,6 +110,39 @@ def write(value: Any, fs: pafs.FileSystem, path: str) -> Meta:
     return meta
 
 
+def encode(value: Any) -> tuple[Meta, dict[str, list[Any]]] | None:
+    """``value`` as in-memory files (name -> buffers), the bytes ``write`` would put on
+    disk, for the formats that are one file (numpy, JSON, pickle); None for the others
+    (written by ``write``). A C- or Fortran-contiguous array is not copied: its buffer is
+    a view (the ``.npy`` header, from ``numpy.lib.format``, is what ``np.save`` writes)."""
+    fmt = format_of(value)
+    meta: Meta = {"format": fmt, "type": f"{type(value).__module__}.{type(value).__qualname__}"}
+    if fmt == "numpy":
+        from numpy.lib import format as npy
+
+        header = io.BytesIO()
+        npy.write_array_header_1_0(header, npy.header_data_from_array_1_0(value))
+        return meta, {"array.npy": [header.getvalue(), _array_bytes(value)]}
+    if fmt == "json":
+        return meta, {"value.json": [json.dumps(value).encode()]}
+    if fmt == "pickle":
+        import cloudpickle
+
+        return meta, {"value.pkl": [cloudpickle.dumps(value)]}
+    return None
+
+
+def _array_bytes(arr: Any) -> Any:
+    """The array's data in ``np.save`` order, as a view where the layout allows."""
+    fortran = arr.flags.f_contiguous and not arr.flags.c_contiguous
+    try:
+        if arr.flags.c_contiguous or fortran:
+            return memoryview(arr.T if fortran else arr).cast("B")
+    except (TypeError, ValueError):  # dtypes without a buffer format (datetime64, ...)
+        pass
+    return arr.tobytes(order="F" if fortran else "C")
+
+
 def _write_dataset(ds: Any, fs: pafs.FileSystem, path: str) -> None:
     guard_fsspec_http()
     ds.write_parquet(path, filesystem=fs)
@@ -137,10 +170,11 @@ def guard_fsspec_http() -> None:
         sys.modules.setdefault(name, stub)
 
 
-def read(fs: pafs.FileSystem, path: str, meta: Meta, files: list[str] | None = None) -> Any:
+def read(fs: pafs.FileSystem, path: str, meta: Meta, files: list[str] | None = None, *,
+         checksum: str = "sha256") -> Any:
     """Load the artifact ``write`` stored under ``path``.
 
-    The bytes that are parsed are checked against ``meta["files"]`` (size, sha256) in
+    The bytes that are parsed are checked against ``meta["files"]`` (size, ``checksum``) in
     this process first: a tampered pickle is never unpickled, a tampered checkpoint
     never handed out. (A Dataset is read lazily by Ray: only its file list and sizes
     are checked here; the planner checksums it before the run.) A checkpoint is a
@@ -161,12 +195,13 @@ def read(fs: pafs.FileSystem, path: str, meta: Meta, files: list[str] | None = N
             target = os.path.join(local, *rel.split("/"))
             os.makedirs(os.path.dirname(target), exist_ok=True)
             with open(target, "wb") as out:
-                out.write(_checked(fs, f"{path}/{rel}", rel, size, sha))
+                out.write(_checked(fs, f"{path}/{rel}", rel, size, sha, checksum))
         return cls.from_directory(local)
     name = _FILES.get(fmt)
     if name is None or name not in expected:
         raise CorruptArtifact(f"unknown format {fmt!r} or missing file")
-    data = _checked(fs, f"{path}/{name}", name, *expected[name])
+    size, sha = expected[name]
+    data = _checked(fs, f"{path}/{name}", name, size, sha, checksum)
     if fmt == "pandas":
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -188,9 +223,10 @@ _FILES = {"pandas": "data.parquet", "numpy": "array.npy", "json": "value.json",
 FORMATS = frozenset({"dataset", "checkpoint", *_FILES})
 
 
-def _checked(fs: pafs.FileSystem, full: str, rel: str, size: int, sha: str) -> bytes:
+def _checked(fs: pafs.FileSystem, full: str, rel: str, size: int, sha: str,
+             checksum: str) -> bytes:
     data = read_bytes(fs, full)
-    if len(data) != size or hashlib.sha256(data).hexdigest()[:32] != sha:
+    if len(data) != size or digest_buffers([data], checksum) != sha:
         raise CorruptArtifact(f"{rel}: content does not match its manifest checksum")
     return data
 

@@ -13,7 +13,8 @@ both leave complete copies and the last manifest wins (``runtime.cutoff`` takes 
 per-key lock, so on a local root one process computes a key while the others wait
 and reuse it). The manifest lists every file with its size and sha256 and each
 output's content hash (``outputs[i]["content"]``, from those checksums: what early
-cutoff keys on).
+cutoff keys on). Checksums are XXH3-128 (``manifest["checksum"]``; manifests without
+the field are SHA-256 and still verify with it: ``fsutil.CHECKSUM``).
 
 Manifests are not trusted: one that is malformed, names a path outside its entry or
 an unknown format is treated as absent (the step is recomputed, with a warning), and
@@ -29,13 +30,21 @@ import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import pyarrow.fs as pafs
+from typing import TYPE_CHECKING, Any
 
 from airflowdsl.errors import CorruptArtifact
 from airflowdsl.runtime import fsutil, serializers
-from airflowdsl.runtime.manifests import KEY, Manifest, content_hash, escapes, manifest_problem
+from airflowdsl.runtime.manifests import (
+    KEY,
+    Manifest,
+    checksum_of,
+    content_hash,
+    escapes,
+    manifest_problem,
+)
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
 
 DEFAULT_ROOT = ".airflowdsl"
 
@@ -62,40 +71,71 @@ class ArtifactStore:
 
     @property
     def base(self) -> str:
-        return fsutil.resolve(self.root)[1]
+        local = fsutil.local_path(self.root)
+        return local if local is not None else fsutil.resolve(self.root)[1]
 
     @property
     def is_local(self) -> bool:
-        return fsutil.is_local(self.fs)
+        return fsutil.local_path(self.root) is not None or fsutil.is_local(self.fs)
+
+    @property
+    def _os_fs(self) -> pafs.FileSystem | None:
+        """None for a plain local root (read with ``os`` calls: no pyarrow import on a
+        cached run), else the pyarrow filesystem."""
+        return None if fsutil.local_path(self.root) is not None else self.fs
 
     def entry(self, key: str) -> str:
         return f"{self.base}/artifacts/{key[:2]}/{key}"
 
     def write(self, key: str, values: Sequence[Any], **info: Any) -> Manifest:
         """Persist ``values`` (one per output) under ``key``; return the manifest."""
+        pending = self.prepare(key, values, **info)
+        pending.commit()
+        return pending.manifest
+
+    def prepare(self, key: str, values: Sequence[Any], **info: Any) -> PendingWrite:
+        """Checksum ``values`` and build their manifest; ``.commit()`` writes them.
+
+        One-file formats (numpy, JSON, pickle) are checksummed in memory, so their
+        manifest -- and the content hashes consumers key on -- is known before a byte is
+        written, and the commit (files, then the manifest) can run beside the consumers
+        (``runtime.tasks``). Datasets, checkpoints and DataFrames are written here."""
         if not KEY.match(key):
             raise ValueError(f"not a cache key: {key!r}")
         fs, entry = self.fs, self.entry(key)
         data_id = uuid.uuid4().hex[:12]
-        outputs = []
+        outputs, files = [], []
         for i, value in enumerate(values):
             path = f"{entry}/{data_id}/out{i}"
-            meta = serializers.write(value, fs, path)
-            meta["files"] = fsutil.checksums(fs, path)
-            meta["content"] = content_hash(meta)
+            encoded = serializers.encode(value)
+            if encoded is None:
+                meta = serializers.write(value, fs, path)
+                meta["files"] = fsutil.checksums(fs, path)
+            else:
+                meta, bufs = encoded
+                meta["files"] = {rel: [sum(memoryview(b).nbytes for b in parts),
+                                       fsutil.digest_buffers(parts)]
+                                 for rel, parts in bufs.items()}
+                files.append((path, bufs))
+            meta["content"] = content_hash(meta, fsutil.CHECKSUM)
             outputs.append(meta)
-        manifest = {"key": key, "data": data_id, "created": time.time(), "outputs": outputs, **info}
+        manifest = {"key": key, "data": data_id, "created": time.time(),
+                    "checksum": fsutil.CHECKSUM, "outputs": outputs, **info}
         manifest["size"] = sum(f[0] for o in outputs for f in o["files"].values())
-        fsutil.atomic_write(fs, f"{entry}/manifest.json", json.dumps(manifest).encode())
-        return manifest
+        return PendingWrite(self, manifest, files)
 
     def manifest(self, key: str) -> Manifest | None:
         """The committed manifest of ``key``, or None (missing, unreadable or invalid:
         an invalid one is reported with a warning)."""
         if not KEY.match(key):
             return None
+        path = f"{self.entry(key)}/manifest.json"
         try:
-            raw = fsutil.read_bytes(self.fs, f"{self.entry(key)}/manifest.json")
+            if fsutil.local_path(self.root) is not None:
+                with open(path, "rb") as fh:
+                    raw = fh.read()
+            else:
+                raw = fsutil.read_bytes(self.fs, path)
         except (FileNotFoundError, OSError):
             return None
         try:
@@ -109,7 +149,7 @@ class ArtifactStore:
 
     def verify(self, manifest: Manifest, *, deep: bool = True) -> str | None:
         """None when the artifact is intact, else why not (sizes; checksums if ``deep``)."""
-        fs = self.fs
+        fs = self._os_fs
         if (problem := manifest_problem(manifest, manifest.get("key"))) is not None:
             return f"manifest rejected: {problem}"
         for i, out in enumerate(manifest["outputs"]):
@@ -120,7 +160,7 @@ class ArtifactStore:
                 return f"output {i}: {escaped} resolves outside the store"
             if deep:
                 for rel, (_size, sha) in out["files"].items():
-                    if fsutil.file_digest(fs, f"{path}/{rel}") != sha:
+                    if fsutil.file_digest(fs, f"{path}/{rel}", checksum_of(manifest)) != sha:
                         return f"output {i}: checksum mismatch in {rel}"
         return None
 
@@ -139,7 +179,7 @@ class ArtifactStore:
         if self.is_local and (escaped := escapes(path, out["files"])):
             raise CorruptArtifact(f"artifact {manifest['key']}: {escaped} resolves outside the store")
         try:
-            return serializers.read(self.fs, path, out)
+            return serializers.read(self.fs, path, out, checksum=checksum_of(manifest))
         except CorruptArtifact as exc:
             raise CorruptArtifact(f"artifact {manifest['key']} output {index}: {exc}") from None
 
@@ -153,6 +193,8 @@ class ArtifactStore:
 
     def entries(self) -> Iterator[Manifest]:
         """Every committed manifest in the store."""
+        import pyarrow.fs as pafs
+
         sel = pafs.FileSelector(f"{self.base}/artifacts", recursive=True, allow_not_found=True)
         for info in self.fs.get_file_info(sel):
             if info.base_name == "manifest.json":
@@ -182,6 +224,38 @@ class ArtifactStore:
             self.fs.delete_dir(f"{self.base}/artifacts")
         except (FileNotFoundError, OSError):
             pass
+
+
+@dataclass
+class PendingWrite:
+    """A prepared write (``ArtifactStore.prepare``): the manifest, with every checksum and
+    content hash, and what ``commit`` still writes."""
+
+    store: ArtifactStore
+    manifest: Manifest
+    files: list[tuple[str, dict[str, list[Any]]]]  # (output folder, name -> buffers)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes ``commit`` writes."""
+        return sum(memoryview(b).nbytes for _, bufs in self.files for parts in bufs.values()
+                   for b in parts)
+
+    def commit(self) -> None:
+        """Write the remaining files, then the manifest (atomically): until the manifest
+        is there, nothing refers to the files; a crash leaves an orphaned folder."""
+        fs = self.store.fs
+        local = self.store.is_local
+        for path, bufs in self.files:
+            if local:
+                fsutil.write_local_files(path, bufs)
+            else:
+                fs.create_dir(path, recursive=True)
+                for rel, parts in bufs.items():
+                    fsutil.write_bytes(fs, f"{path}/{rel}", b"".join(parts))
+        self.files = []
+        entry = self.store.entry(self.manifest["key"])
+        fsutil.atomic_write(fs, f"{entry}/manifest.json", json.dumps(self.manifest).encode())
 
 
 def warn_corrupt(key: str, problem: str) -> None:

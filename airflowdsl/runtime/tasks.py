@@ -186,12 +186,16 @@ def _run_step(p: Payload, values: tuple[Any, ...], claim: cutoff.Claim) -> tuple
     if len(outputs) != p.n_outputs:
         raise StepFailed(p.name, f"returned {len(outputs)} values, expected {p.n_outputs}", "")
     metrics = metrics_of(outputs)
-    manifest = None
+    manifest, beside = None, False
     try:
         if p.store:
             store = ArtifactStore(p.store)
-            manifest = store.write(claim.digest, outputs, **p.info, **claim.manifest_info(),
-                                   metrics=metrics)
+            pending = store.prepare(claim.digest, outputs, **p.info, **claim.manifest_info(),
+                                    metrics=metrics)
+            manifest = pending.manifest  # checksums and content hashes known: not written yet
+            beside = _commit_beside(pending, p, claim)
+            if not beside:
+                pending.commit()
             outputs = tuple(store.load(manifest, i, verify=False) if serializers.from_store(v)
                             else v for i, v in enumerate(outputs))
         else:
@@ -199,7 +203,70 @@ def _run_step(p: Payload, values: tuple[Any, ...], claim: cutoff.Claim) -> tuple
     except Exception as exc:
         raise StepFailed(p.name, f"storing its output failed: {type(exc).__name__}: {exc}",
                          user_traceback(exc, keep_all=True)) from None
-    summary = {"started": started, "ended": time.time(), "manifest": manifest, "metrics": metrics,
+    summary: dict[str, Any] = {
+        "started": started, "ended": time.time(), "manifest": manifest, "metrics": metrics,
                "records": progress.take_records(),
                "pid": os.getpid(), "key": claim.key}
+    if beside:
+        summary["commit"] = _node_id()
     return (*outputs, summary)
+
+
+# --- writes beside the consumers ------------------------------------------------------
+
+#: Writes of at least this many bytes also hold an object reference while they run, so
+#: Ray does not stop the worker as idle meanwhile (a worker owning references refuses to
+#: exit); smaller ones take ~0.5 ms, far below Ray's 1 s idle threshold.
+GUARD_BYTES = 1 << 20
+
+#: Ray internal-KV namespace where a worker reports a failed write beside the consumers
+#: (key ``<run>/<step>``, the message as value). A committed write is its manifest.
+COMMITS = "airflowdsl-commits"
+
+_WRITER: Any = None
+
+
+def _node_id() -> str:
+    import ray
+
+    return str(ray.get_runtime_context().get_node_id())
+
+
+def _commit_beside(pending: Any, p: Payload, claim: cutoff.Claim) -> bool:
+    """Commit ``pending`` in this worker's writer thread, while the task's return values
+    already go to the consumers; False where it cannot (an object-store root, no run
+    context, no Ray): then the caller commits now. The manifest -- every checksum and
+    content hash -- is already in the task's summary, so consumers resolve their keys at
+    once; the driver waits for the manifests before the run reports success
+    (``scheduler.await_commits``). The thread holds the key's lease until the manifest is
+    written; a failure is reported in Ray's KV (``COMMITS``)."""
+    if not pending.store.is_local or p.context is None or "ray" not in sys.modules:
+        return False
+    import ray
+
+    if not ray.is_initialized():
+        return False
+    global _WRITER
+    if _WRITER is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="airflowdsl-writer")
+    lease = claim.hand_over()
+    keep_alive = [ray.put(None)] if pending.nbytes >= GUARD_BYTES else []
+    where = f"{p.context.run_id}/{p.name}"
+
+    def commit() -> None:
+        try:
+            pending.commit()
+        except BaseException as exc:  # noqa: BLE001 - reported to the driver
+            from ray.experimental import internal_kv
+
+            internal_kv._internal_kv_put(where.encode(), f"{type(exc).__name__}: {exc}".encode(),
+                                         namespace=COMMITS)
+        finally:
+            if lease is not None:
+                lease.release()
+            keep_alive.clear()
+
+    _WRITER.submit(commit)
+    return True
