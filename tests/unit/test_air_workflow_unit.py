@@ -125,3 +125,23 @@ def test_trainer_overrides_rebuild_a_config_from_resolved_fields() -> None:
                                                                       use_gpu=False))
     trial = trainer.with_overrides({"scaling_config": {"num_workers": 2}})
     assert trial.scaling_config == ScalingConfig(num_workers=2)
+
+
+def test_batch_predictor_pool_scales_to_the_cluster_leaving_a_cpu_free() -> None:
+    from airflowdsl.errors import ResourceError
+    from airflowdsl.train.batch_predictor import pool_size
+
+    def size(cpus: float, gpus: float = 0, **kw: Any) -> tuple[float, int, int]:
+        opts = {"num_cpus": None, "num_gpus": 0, "min_workers": 1, "max_workers": None, **kw}
+        return pool_size({"CPU": cpus, "GPU": gpus}, **opts)
+
+    assert size(2) == (0.5, 1, 2)  # 2 x 0.5 CPU, one CPU stays free
+    assert size(1) == (0.5, 1, 1)
+    assert size(16) == (1.0, 1, 15)
+    assert size(16, max_workers=4) == (1.0, 1, 4)
+    assert size(16, min_workers=3) == (1.0, 3, 15)
+    assert size(16, 2, num_gpus=1) == (1.0, 1, 2)  # capped by the GPUs
+    with pytest.raises(ResourceError, match="GPU"):
+        size(16, 0, num_gpus=1)
+    with pytest.raises(ResourceError, match="CPU"):
+        size(2, num_cpus=4)
