@@ -512,8 +512,11 @@ class Tuner:
                                "PACK")
 
             def resources(config: dict[str, Any]) -> Any:
-                config = _rebuilt(config, configs)
-                trial = trainer.with_overrides(config) if config else trainer
+                try:
+                    config = _rebuilt(config, configs)
+                    trial = trainer.with_overrides(config) if config else trainer
+                except (TypeError, ValueError):  # an invalid trial fails in its own actor
+                    trial = trainer
                 return tune.PlacementGroupFactory(
                     trial_bundles(trial, cluster_cpus=cluster_cpus), strategy=strategy)
 
