@@ -107,11 +107,19 @@ class StoreView:
 
     @property
     def history(self) -> History | None:
+        """The history, read-only; None until a run has created it (a file whose tables
+        are not committed yet counts as none: the first run is creating it)."""
         if self._history is None:
             try:
-                self._history = History(history_path(self.root), readonly=True)
-            except (FileNotFoundError, OSError):
+                h = History(history_path(self.root), readonly=True)
+            except (FileNotFoundError, OSError, sqlite3.Error):
                 return None
+            try:
+                h.pipelines()
+            except sqlite3.OperationalError:
+                h.close()
+                return None
+            self._history = h
         return self._history
 
     # --- runs ---------------------------------------------------------------------

@@ -41,3 +41,37 @@ def test_ui_shows_real_runs(ray_session: None, store_dir: Path) -> None:
     cmp = c.get(f"/compare?a={ok.id}&b={bad.id}").text
     assert re.search(r'<tr class="changed" data-param="fail">', cmp)
     assert re.search(r'<tr class="same" data-step="fit">', cmp)
+
+
+def test_ui_watches_a_real_run(ray_session: None, store_dir: Path) -> None:
+    """While the executor writes a run, the status the live page polls shows it running,
+    then finished; the server answers throughout."""
+    import threading
+    import time
+
+    import ui_pipelines
+    from starlette.testclient import TestClient
+
+    from airflowdsl.ui.app import create_app
+    from airflowdsl.ui.data import StoreView
+
+    view = StoreView.open(str(store_dir))  # before the first run: no history yet
+    c = TestClient(create_app(view))
+    done: list[object] = []
+    worker = threading.Thread(target=lambda: done.append(
+        ui_pipelines.ui_slow.run(store=store_dir, seconds=4.0)))
+    worker.start()
+    seen: set[tuple[str, str]] = set()
+    deadline = time.monotonic() + 120
+    while worker.is_alive() and time.monotonic() < deadline:
+        rows = view.runs_page("ui_slow", None, 1)["runs"]
+        if rows:
+            s = c.get(f"/api/runs/{rows[0]['id']}").json()
+            seen.add((s["status"], s["steps"].get("nap", {}).get("status", "")))
+            assert c.get(f"/runs/{rows[0]['id']}").status_code == 200
+        time.sleep(0.2)
+    worker.join()
+    run = done[0]
+    assert ("running", "running") in seen  # make_data done, nap under way
+    final = c.get(f"/api/runs/{run.id}").json()  # type: ignore[attr-defined]
+    assert final["status"] == "succeeded" and final["steps"]["nap"]["status"] == "succeeded"

@@ -82,3 +82,17 @@ def search(data: dict[str, list[float]], num_samples: int = 4) -> dict[str, floa
 @af.pipeline
 def ui_tune(num_samples: int = 4):
     return search(make_data(), num_samples=num_samples)
+
+
+@af.step
+def nap(data: dict[str, list[float]], seconds: float = 3.0) -> int:
+    """Takes a while, so that a page can watch the run."""
+    import time
+
+    time.sleep(seconds)
+    return len(data["x"])
+
+
+@af.pipeline
+def ui_slow(seconds: float = 3.0):
+    return nap(make_data(), seconds=seconds)

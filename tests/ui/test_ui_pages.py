@@ -195,6 +195,8 @@ def test_empty_store_then_first_run(tmp_path: Path) -> None:
     c = TestClient(create_app(StoreView.open(str(root))))
     assert "No runs recorded in this store yet" in c.get("/").text
     assert not (root / "history.sqlite").exists()  # the page created nothing
+    (root / "history.sqlite").touch()  # a run is creating it: no tables yet
+    assert "No runs recorded in this store yet" in c.get("/").text
     build_many_runs(root, 1)
     assert 'data-run="20260101-000000-000000"' in c.get("/").text
 
