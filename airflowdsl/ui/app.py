@@ -135,7 +135,14 @@ def create_app(view: StoreView) -> Starlette:
         Route("/api/runs/{run_id}", api_run),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    async def server_error(request: Request, exc: Exception) -> Response:
+        detail = f"{type(exc).__name__}: {exc}"
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": detail}, status_code=500)
+        return page("error.html", status_code=500, code=500, detail=detail)
+
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error,
+                                                       Exception: server_error})
 
 
 __all__ = ["create_app"]

@@ -361,3 +361,22 @@ def test_uri_store_without_history_is_a_clear_error(tmp_path: Path,
     monkeypatch.delenv("AIRFLOWDSL_HISTORY", raising=False)
     with pytest.raises(LoadError, match="no run history for s3://bucket/store"):
         StoreView.open("s3://bucket/store")
+
+
+def test_a_failing_page_is_a_500_page(demo_store: tuple[Path, dict[str, str]],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from starlette.testclient import TestClient
+
+    from airflowdsl.ui.app import create_app
+    from airflowdsl.ui.data import StoreView
+
+    view = StoreView.open(str(demo_store[0]))
+
+    def broken(*a: Any, **k: Any) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(view, "run", broken)
+    c = TestClient(create_app(view), raise_server_exceptions=False)
+    r = c.get(f"/runs/{RUNS['ok']}")
+    assert r.status_code == 500 and "RuntimeError: disk on fire" in r.text and 'id="error"' in r.text
+    assert c.get(f"/api/runs/{RUNS['ok']}").json() == {"error": "RuntimeError: disk on fire"}
