@@ -181,7 +181,8 @@ class StoreView:
     def _graph_from_steps(steps: list[dict[str, Any]]) -> dict[str, Any]:
         """Nodes from the recorded steps, edges from their keys' input parts."""
         names = {s["name"] for s in steps}
-        nodes, edges = [], []
+        nodes: list[dict[str, Any]] = []
+        edges: list[dict[str, Any]] = []
         for s in steps:
             comp = _loads(s["components"], {})
             inputs = (comp.get("inputs") or {}).get("notes") or {}
@@ -189,7 +190,8 @@ class StoreView:
             for param, up in inputs.items():
                 src, _, idx = str(up).partition("#")
                 ins[param] = [src, int(idx) if idx.isdigit() else None]
-                if src in names:
+                if src in names and not any(e["source"] == src and e["target"] == s["name"]
+                                            for e in edges):
                     edges.append({"source": src, "target": s["name"], "param": param, "type": ""})
             params = (comp.get("params") or {}).get("notes") or {}
             nodes.append({"name": s["name"], "kind": s["kind"], "params": params, "inputs": ins,
@@ -212,8 +214,7 @@ class StoreView:
         shown = next((s for s in rec["step_list"] if s["name"] == name), None)
         if shown is None:
             return None
-        node = next(n for n in rec["graph"]["nodes"] if n["name"] == name) \
-            if any(n["name"] == name for n in rec["graph"]["nodes"]) else {}
+        node: dict[str, Any] = next((n for n in rec["graph"]["nodes"] if n["name"] == name), {})
         s = next((x for x in rec["steps"] if x["name"] == name), None) or {}
         store = rec["store"] or self.root
         comp = _loads(s.get("components"), {})
