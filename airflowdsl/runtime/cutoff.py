@@ -22,6 +22,7 @@ from typing import Any
 
 from airflowdsl.air import progress
 from airflowdsl.errors import CorruptArtifact
+from airflowdsl.runtime import summaries
 from airflowdsl.runtime.cache import CacheKey
 from airflowdsl.runtime.lease import Lease
 from airflowdsl.runtime.manifests import Manifest, output_content
@@ -61,7 +62,8 @@ class Claim:
     def __post_init__(self) -> None:
         if self.ctl is None:
             return
-        by_step = dict(zip(self.ctl.upstreams, self.summaries, strict=False))
+        by_step = {up: summaries.unpack(s)
+                   for up, s in zip(self.ctl.upstreams, self.summaries, strict=False)}
         contents: dict[str, str] = {}
         for param, ref in self.ctl.key.pending.items():
             up, _, idx = ref.partition("#")
@@ -80,9 +82,10 @@ class Claim:
         assert self.hit is not None
         outputs, manifest = self.hit
         now = time.time()
-        return (*outputs, {"started": now, "ended": now, "manifest": manifest,
-                           "metrics": dict(manifest.get("metrics") or {}), "pid": os.getpid(),
-                           "served": self.reason, "key": self.key})
+        return (*outputs, summaries.pack({
+            "started": now, "ended": now, "manifest": manifest,
+            "metrics": dict(manifest.get("metrics") or {}), "pid": os.getpid(),
+            "served": self.reason, "key": self.key}))
 
     def __enter__(self) -> Claim:
         self._scope()

@@ -18,6 +18,7 @@ from typing import Any
 
 from airflowdsl.air.progress import StepContext
 from airflowdsl.errors import StalledError
+from airflowdsl.runtime import summaries
 from airflowdsl.runtime.planner import StepPlan
 from airflowdsl.runtime.raycluster import RayCluster
 from airflowdsl.runtime.resources import Request
@@ -218,7 +219,7 @@ def run(plans: dict[str, StepPlan], *, store: str | None, info: dict[str, Any], 
             name = pending.pop(ref)
             running.pop(name, None)
             try:
-                summary = ray.get(ref)
+                summary = summaries.unpack(ray.get(ref))
             except Exception as exc:  # noqa: BLE001 - classified below
                 err = _cause(exc)
                 own = not isinstance(err, StepFailed) or err.step == name

@@ -23,7 +23,7 @@ from typing import Any
 from airflowdsl.air import progress
 from airflowdsl.air.progress import StepContext
 from airflowdsl.errors import StepFailed
-from airflowdsl.runtime import cutoff, serializers
+from airflowdsl.runtime import cutoff, serializers, summaries
 from airflowdsl.runtime.store import ArtifactStore, Manifest
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -209,7 +209,7 @@ def _run_step(p: Payload, values: tuple[Any, ...], claim: cutoff.Claim) -> tuple
                "pid": os.getpid(), "key": claim.key}
     if beside:
         summary["commit"] = _node_id()
-    return (*outputs, summary)
+    return (*outputs, summaries.pack(summary))
 
 
 # --- writes beside the consumers ------------------------------------------------------
@@ -226,10 +226,16 @@ COMMITS = "airflowdsl-commits"
 _WRITER: Any = None
 
 
-def _node_id() -> str:
-    import ray
+_NODE: list[str] = []
 
-    return str(ray.get_runtime_context().get_node_id())
+
+def _node_id() -> str:
+    """This worker's Ray node (once per process: the runtime context is not cheap)."""
+    if not _NODE:
+        import ray
+
+        _NODE.append(str(ray.get_runtime_context().get_node_id()))
+    return _NODE[0]
 
 
 def _commit_beside(pending: Any, p: Payload, claim: cutoff.Claim) -> bool:

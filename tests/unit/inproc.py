@@ -12,6 +12,7 @@ import cloudpickle
 from airflowdsl.runtime import tasks
 from airflowdsl.runtime.planner import make_plan
 from airflowdsl.runtime.store import ArtifactStore
+from airflowdsl.runtime.summaries import unpack
 from airflowdsl.runtime.tasks import Payload, Stored, run_step
 
 
@@ -32,8 +33,8 @@ def run_inproc(compiled: Any, st: ArtifactStore, **kw: Any) -> dict[str, str]:
         payload = Payload(name, cloudpickle.dumps(plan.spec.fn), plan.params, args,
                           plan.spec.multi_output, plan.n_outputs, st.root, plan.key.digest,
                           {"pipeline": compiled.name, "step": name}, cache=ctl)
-        summary = run_step(pickle.dumps(payload), *({"manifest": manifests[u]}
-                                                     for u in ctl.upstreams))[-1]
+        summary = unpack(run_step(pickle.dumps(payload), *({"manifest": manifests[u]}
+                                                           for u in ctl.upstreams))[-1])
         manifests[name] = summary["manifest"]
         status[name] = "served" if summary.get("served") else "computed"
     return status
