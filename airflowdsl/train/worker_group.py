@@ -24,7 +24,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from airflowdsl.air import progress
 from airflowdsl.air import session as air_session
 from airflowdsl.air.resources import describe, free_for_nested, own_resources, wait_placement
-from airflowdsl.errors import ResourceError
+from airflowdsl.errors import ResourceError, TrainingFailedError
 
 
 def free_port() -> int:
@@ -177,8 +177,20 @@ class WorkerGroup:
         self.workers: list[Any] = [
             actor_cls.options(**opts).remote(env or {}, tuple(preimport), log_path)
             for _ in range(num_workers)]
-        self.infos: list[dict[str, Any]] = ray.get([w.node_info.remote() for w in self.workers])
+        self.infos: list[dict[str, Any]] = self._get(
+            [w.node_info.remote() for w in self.workers], "starting the worker processes")
         self._rank_workers_by_node()
+
+    def _get(self, refs: list[Any], what: str) -> list[Any]:
+        """``ray.get(refs)`` within ``SETUP_TIMEOUT_S``; past it, a
+        ``TrainingFailedError`` naming ``what`` and the ranks that did not answer."""
+        done, waiting = ray.wait(refs, num_returns=len(refs), timeout=setup_timeout())
+        if waiting:
+            ranks = [i for i, r in enumerate(refs) if r in waiting]
+            raise TrainingFailedError(
+                f"{what} did not finish within {setup_timeout():g} s on worker rank(s) "
+                f"{ranks} of {len(refs)} (set AIRFLOWDSL_SETUP_TIMEOUT to wait longer)")
+        return ray.get(refs)
 
     def _rank_workers_by_node(self) -> None:
         order = sorted(range(len(self.workers)), key=lambda i: self.infos[i]["node_id"])
@@ -198,17 +210,20 @@ class WorkerGroup:
 
     def execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Any]:
         """Run ``fn(*args, **kwargs)`` on every worker; results by rank."""
-        return ray.get([w.execute.remote(fn, *args, **kwargs) for w in self.workers])
+        return self._get([w.execute.remote(fn, *args, **kwargs) for w in self.workers],
+                         f"{getattr(fn, '__name__', 'setup')} on every worker")
 
     def execute_each(self, fn: Callable[..., Any], args: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Run ``fn(*args[rank])`` on each worker; results by rank."""
-        return ray.get([w.execute.remote(fn, *a) for w, a in zip(self.workers, args, strict=True)])
+        return self._get([w.execute.remote(fn, *a) for w, a in zip(self.workers, args, strict=True)],
+                         f"{getattr(fn, '__name__', 'setup')} on every worker")
 
     def execute_single(self, rank: int, fn: Callable[..., Any], *args: Any) -> Any:
-        return ray.get(self.workers[rank].execute.remote(fn, *args))
+        return self._get([self.workers[rank].execute.remote(fn, *args)],
+                         f"{getattr(fn, '__name__', 'setup')} on rank {rank}")[0]
 
     def free_port(self, rank: int = 0) -> int:
-        return int(ray.get(self.workers[rank].free_port.remote()))
+        return int(self._get([self.workers[rank].free_port.remote()], "free_port")[0])
 
     def shutdown(self) -> None:
         for worker in self.workers:
@@ -231,6 +246,12 @@ def _enclosing_placement_group() -> PlacementGroup | None:
         return None
     pg: PlacementGroup | None = ray.util.get_current_placement_group()
     return pg
+
+
+def setup_timeout() -> float:
+    """Seconds a worker-group setup call (process start, backend rendezvous) may take:
+    ``$AIRFLOWDSL_SETUP_TIMEOUT``, default 600. Training itself is not bounded by it."""
+    return float(os.environ.get("AIRFLOWDSL_SETUP_TIMEOUT", "600"))
 
 
 def _check_fits(resources: dict[str, float], num_workers: int) -> None:

@@ -81,3 +81,21 @@ def test_ctrl_c_cancels_records_and_resumes(tmp_path: Path) -> None:
         rows = db.execute("SELECT s.name, s.cached FROM steps s JOIN runs r ON r.id = s.run_id "
                           "ORDER BY r.started DESC LIMIT 2").fetchall()
     assert dict(rows)["quick"] == 1
+
+
+@pytest.mark.timeout(120)
+def test_a_hung_worker_setup_call_fails_with_its_name(ray_session: None,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflowdsl.errors import TrainingFailedError
+    from airflowdsl.train.worker_group import WorkerGroup
+
+    group = WorkerGroup(num_workers=1, resources={"CPU": 0.5})
+    try:
+        monkeypatch.setenv("AIRFLOWDSL_SETUP_TIMEOUT", "2")
+        started = time.monotonic()
+        with pytest.raises(TrainingFailedError, match="sleepy_rendezvous on every worker did "
+                                                      "not finish within 2 s on worker rank"):
+            group.execute(sp.sleepy_rendezvous)
+        assert time.monotonic() - started < 10
+    finally:
+        group.shutdown()

@@ -44,3 +44,8 @@ def slow(x: int) -> int:
 @af.pipeline
 def slow_pipe():
     return slow(quick())
+
+
+def sleepy_rendezvous() -> None:
+    """A worker-group setup call that never comes back in time."""
+    time.sleep(30)
