@@ -1,7 +1,9 @@
 """The driver's Ray connection and what it caches about it, in one object.
 
 An initialized Ray (``ray.init`` already called) is used as is; else ``ray.init()``
-connects to ``$RAY_ADDRESS`` when set, or starts a local Ray. Only a local Ray that
+connects to ``$RAY_ADDRESS`` when set, else to the warm head of ``airflowdsl ray up``
+when one runs (``runtime.warmray``; ``AIRFLOWDSL_RAY=local`` opts out), else starts a
+local Ray. Only a local Ray that
 airflowdsl started is shut down, at interpreter exit. :class:`RayCluster` holds the
 state that belongs to one Ray job (the step task and its ``.options()`` variants, the
 step-slot placement group, the cluster snapshot); it notices a new job (a test that
@@ -17,6 +19,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from airflowdsl.runtime import warmray
 from airflowdsl.runtime.contracts import StepLike
 from airflowdsl.runtime.resources import ClusterView, Request
 
@@ -55,6 +58,9 @@ class RayCluster:
         if not ray.is_initialized():
             if os.environ.get("RAY_ADDRESS"):
                 ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=log_to_driver)
+            elif warmray.enabled() and (head := warmray.read_head()) and head.get("ready"):
+                warmray.use_head(head)  # ``airflowdsl ray up``: no Ray start per run
+                ray.init(address=head["address"], log_to_driver=log_to_driver)
             else:
                 ray.init(include_dashboard=False, log_to_driver=log_to_driver)
                 if not self.started:

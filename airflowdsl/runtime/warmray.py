@@ -1,0 +1,258 @@
+"""A warm local Ray head that runs connect to instead of starting Ray each time.
+
+``airflowdsl ray up`` starts a *supervisor* process (its own session) that runs
+``ray start --head --block`` as its child, with a temp dir of its own (so a plain
+``ray.init()`` elsewhere on the machine never finds it: Ray looks for
+``<temp dir>/ray_current_cluster`` under its default temp dir only), and writes
+``head.json`` under the state folder (``$AIRFLOWDSL_RAY_DIR``, else
+``~/.airflowdsl/ray``). A run (``RayCluster.connect``) connects to it unless
+``AIRFLOWDSL_RAY=local`` or ``$RAY_ADDRESS`` says otherwise, and registers itself under
+``clients/<pid>`` while connected. The supervisor stops the head when no client is alive
+and none has connected for ``idle_timeout`` seconds, on SIGTERM (``airflowdsl ray
+down``), or when the head exits: it terminates ``ray start --block`` (which stops the
+head's processes), kills what is left of its process group, and removes ``head.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from airflowdsl.fileio import atomic_write_bytes
+
+#: Default idle timeout of a warm head (seconds without a connected run).
+IDLE_TIMEOUT_S = 900.0
+
+#: How long ``up`` waits for the head to accept connections, ``down`` for it to stop.
+START_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 30.0
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("AIRFLOWDSL_RAY_DIR") or Path.home() / ".airflowdsl" / "ray")
+
+
+def enabled() -> bool:
+    """Runs may use a warm head (``AIRFLOWDSL_RAY=local`` opts out)."""
+    return os.environ.get("AIRFLOWDSL_RAY", "").lower() not in ("local", "off", "0", "no")
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def read_head() -> dict[str, Any] | None:
+    """The running warm head's record (address, supervisor pid, ...), or None."""
+    try:
+        head = json.loads((state_dir() / "head.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(head, dict) or not alive(int(head.get("pid", 0) or 0)):
+        return None
+    return head
+
+
+def register_client() -> None:
+    """Mark this process as a client of the warm head (until it exits)."""
+    clients = state_dir() / "clients"
+    clients.mkdir(parents=True, exist_ok=True)
+    mine = clients / str(os.getpid())
+    mine.touch()
+
+    def leave() -> None:
+        try:
+            mine.unlink()
+            (state_dir() / "last_used").touch()
+        except OSError:
+            pass
+
+    import atexit
+
+    atexit.register(leave)
+
+
+def use_head(head: dict[str, Any]) -> None:
+    """Prepare this process to connect to ``head`` (token authentication: Ray reads
+    ``RAY_AUTH_MODE`` into its config, refreshed here in case Ray was imported already)."""
+    os.environ["RAY_AUTH_MODE"] = "token"
+    try:
+        from ray._raylet import Config  # type: ignore[attr-defined]
+
+        Config.initialize("")
+    except (ImportError, AttributeError):  # pragma: no cover - other Ray versions
+        pass
+    register_client()
+
+
+def up(*, num_cpus: int | None = None, idle_timeout: float = IDLE_TIMEOUT_S) -> dict[str, Any]:
+    """Start a warm head (or return the running one); wait until it accepts connections."""
+    if (head := read_head()) is not None:
+        return head
+    d = state_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "head.json").unlink(missing_ok=True)
+    log = open(d / "supervisor.log", "ab")  # noqa: SIM115 - handed to the child
+    cmd = [sys.executable, "-m", "airflowdsl.runtime.warmray", "--detach", "--idle-timeout",
+           str(idle_timeout)] + (["--num-cpus", str(num_cpus)] if num_cpus else [])
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                            start_new_session=True, env={**os.environ, "AIRFLOWDSL_RAY_DIR": str(d)})
+    log.close()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if (head := read_head()) is not None and head.get("ready"):
+            return head
+        if proc.poll() not in (None, 0):  # 0: the launcher detached the supervisor
+            raise RuntimeError(f"the warm Ray head did not start (see {d / 'supervisor.log'})")
+        time.sleep(0.1)
+    if (head := read_head()) is not None:
+        _terminate(int(head["pid"]), int(head["pgid"]))
+    raise RuntimeError(f"the warm Ray head did not accept connections within "
+                       f"{START_TIMEOUT_S:.0f} s (see {d / 'supervisor.log'})")
+
+
+def down() -> bool:
+    """Stop the warm head; False when none was running."""
+    head = read_head()
+    if head is None:
+        return False
+    _terminate(int(head["pid"]), int(head["pgid"]))
+    return True
+
+
+def _terminate(pid: int, pgid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if alive(pid):
+        try:
+            os.killpg(pgid, signal.SIGKILL)  # the supervisor's process group
+        except ProcessLookupError:
+            pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _idle_since(started: float) -> float | None:
+    """When the head last had a client (None: a client is connected now)."""
+    d = state_dir()
+    last = started
+    for f in (d / "clients").glob("*") if (d / "clients").exists() else ():
+        if f.name.isdigit() and alive(int(f.name)):
+            return None
+        f.unlink(missing_ok=True)
+    try:
+        last = max(last, (d / "last_used").stat().st_mtime)
+    except OSError:
+        pass
+    return last
+
+
+def _started(log: Path) -> bool:
+    """``ray start --block`` has started every head process (it says so, then blocks)."""
+    try:
+        return b"block forever" in log.read_bytes()
+    except OSError:
+        return False
+
+
+def supervise(num_cpus: int | None, idle_timeout: float) -> None:
+    """The supervisor's body (``python -m airflowdsl.runtime.warmray``)."""
+    d = state_dir()
+    port = _free_port()
+    temp = f"/tmp/afray-{os.getuid()}-{os.getpid()}"
+    cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
+           f"--port={port}", "--include-dashboard=false", "--disable-usage-stats",
+           f"--temp-dir={temp}"] + ([f"--num-cpus={num_cpus}"] if num_cpus else [])
+    # Token authentication (Ray's default for a local head; the token is ~/.ray/auth_token,
+    # generated if missing): runs connect with ``RAY_AUTH_MODE=token`` (``use_head``).
+    env = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, "RAY_AUTH_MODE": "token"}
+    head_log = d / "head.log"
+    with open(head_log, "wb") as out:
+        child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
+                                 stderr=subprocess.STDOUT, env=env)
+    stop = [False]
+    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__(0, True))
+    signal.signal(signal.SIGINT, lambda *_: stop.__setitem__(0, True))
+    started = time.time()
+    head = {"pid": os.getpid(), "pgid": os.getpgid(0), "address": f"127.0.0.1:{port}", "temp_dir": temp,
+            "started": started, "idle_timeout": idle_timeout, "num_cpus": num_cpus,
+            "ready": False}
+
+    def publish() -> None:
+        atomic_write_bytes(d / "head.json", json.dumps(head).encode())
+
+    publish()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    try:
+        while not stop[0] and child.poll() is None:
+            if not head["ready"]:
+                if _accepts(port) and _started(head_log):  # GCS up and the raylet too
+                    head["ready"] = True
+                    publish()
+                elif time.monotonic() > deadline:
+                    break
+            else:
+                since = _idle_since(started)
+                if since is not None and time.time() - since > idle_timeout:
+                    print(f"warm Ray head idle for {idle_timeout:.0f} s: stopping", flush=True)
+                    break
+            time.sleep(0.5 if head["ready"] else 0.1)
+    finally:
+        (d / "head.json").unlink(missing_ok=True)
+        if child.poll() is None:
+            child.terminate()  # ``ray start --block`` stops the head's processes on SIGTERM
+            try:
+                child.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        import shutil
+
+        shutil.rmtree(temp, ignore_errors=True)  # the head's session files and logs
+        os.killpg(os.getpgid(0), signal.SIGKILL)  # whatever is left, this process last
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--num-cpus", type=int, default=None)
+    ap.add_argument("--idle-timeout", type=float, default=IDLE_TIMEOUT_S)
+    ap.add_argument("--detach", action="store_true", help="fork: the caller need not reap us")
+    a = ap.parse_args()
+    if a.detach and os.fork() > 0:
+        os._exit(0)
+    supervise(a.num_cpus, a.idle_timeout)

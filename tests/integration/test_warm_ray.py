@@ -1,0 +1,96 @@
+"""``airflowdsl ray up/down``: runs in new processes connect to the warm head instead of
+starting Ray; ``down`` and the idle timeout leave no process behind; opt-out works."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from airflowdsl.runtime import warmray
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PIPE = textwrap.dedent('''
+    import sys
+    import ray
+    import airflowdsl as af
+
+    @af.step
+    def one() -> int:
+        return 1
+
+    @af.pipeline
+    def p():
+        return one()
+
+    run = p.run(store=sys.argv[1], force=True)
+    assert run.status == "succeeded", run.error
+    print(ray.get_runtime_context().gcs_address)
+''')
+
+
+def _group(pgid: int) -> list[int]:
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def _gone(pgid: int, limit: float = 30.0) -> bool:
+    deadline = time.monotonic() + limit
+    while _group(pgid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return not _group(pgid)
+
+
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("AIRFLOWDSL_RAY_DIR", str(tmp_path / "ray"))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("AIRFLOWDSL_RAY", raising=False)
+    yield tmp_path
+    warmray.down()
+
+
+def _run(tmp_path: Path, **env: str) -> str:
+    script = tmp_path / "pipe.py"
+    script.write_text(PIPE)
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "store")],
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.timeout(300)
+def test_runs_connect_to_the_warm_head_and_down_stops_everything(state: Path) -> None:
+    head = warmray.up(num_cpus=2, idle_timeout=600)
+    assert warmray.read_head() == head
+    port = head["address"].rsplit(":", 1)[1]
+    assert _run(state).endswith(f":{port}")
+    assert _run(state).endswith(f":{port}")  # a second process: the same Ray
+    assert not _run(state, AIRFLOWDSL_RAY="local").endswith(f":{port}")  # opt-out: its own Ray
+    assert warmray.down()
+    assert warmray.read_head() is None
+    assert _gone(head["pgid"]), f"left behind: {_group(head['pgid'])}"
+    assert not warmray.down()
+
+
+@pytest.mark.timeout(300)
+def test_idle_timeout_stops_the_head(state: Path) -> None:
+    head = warmray.up(num_cpus=1, idle_timeout=2)
+    assert _gone(head["pgid"], limit=60), f"left behind: {_group(head['pgid'])}"
+    assert warmray.read_head() is None
