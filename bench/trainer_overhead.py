@@ -1,7 +1,9 @@
-"""Trainer overhead: the same small DDP job on airflowdsl's TorchTrainer, Ray Train, plain torch.
+"""Trainer overhead: the same small DDP job on airflowdsl's TorchTrainer, Ray Train, plain
+torch, and native DDP (``torchrun --nproc_per_node 2``, gloo).
 
     python bench/trainer_overhead.py                 # both modes, 3 timed runs each
     python bench/trainer_overhead.py --mode short --runs 5
+    python bench/trainer_overhead.py --mode long --only airflowdsl torchrun_ddp
 
 The job: a 16-32-1 MLP regression on generated rows, 2 workers (0.25 CPU each, so it
 fits 2 CPUs beside Ray Data), every epoch reports metrics and a checkpoint (rank 0).
@@ -157,10 +159,65 @@ def _plain_loop(frame: pd.DataFrame, config: dict[str, Any], storage: str) -> di
             "epoch": config["epochs"] - 1}
 
 
+def run_torchrun(frame: pd.DataFrame, config: dict[str, Any], storage: str) -> dict[str, Any]:
+    """The same loop under native DDP: ``torchrun --nproc_per_node 2 --standalone``, gloo,
+    one torch thread per process, each rank a strided half of the rows (as Ray Data's
+    split gives each worker half), rank 0 checkpoints every epoch and all ranks meet at a
+    barrier (as a report does). Start-up = process spawn + torch import + rendezvous."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    np.save(os.path.join(storage, "data.npy"), frame[[*FEATURES, "y"]].to_numpy())
+    torchrun = shutil.which("torchrun")
+    cmd = ([torchrun] if torchrun else [sys.executable, "-m", "torch.distributed.run"]) + [
+        "--nproc_per_node", "2", "--standalone", __file__, "--ddp-worker", storage,
+        str(config["epochs"]), str(config["batch_size"])]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=600)
+    with open(os.path.join(storage, "metrics.json")) as fh:
+        return dict(json.load(fh))
+
+
+def ddp_worker(storage: str, epochs: int, batch_size: int) -> None:
+    """One torchrun rank (``--ddp-worker``)."""
+    import json
+
+    import torch
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    data = torch.from_numpy(np.load(os.path.join(storage, "data.npy"))[rank::world].copy())
+    tensors = {c: data[:, i].contiguous() for i, c in enumerate([*FEATURES, "y"])}
+    loop_start = time.time()
+    model = torch.nn.parallel.DistributedDataParallel(_mlp())
+    model_ready = time.time()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    rows_done, loss, n = 0, 0.0, len(data)
+    for epoch in range(epochs):
+        perm = torch.randperm(n)
+        batches = ({c: t[perm[i:i + batch_size]] for c, t in tensors.items()}
+                   for i in range(0, n, batch_size))
+        loss, rows = _epoch(model, opt, batches)
+        rows_done += rows
+        if rank == 0:
+            torch.save(model.module.state_dict(), os.path.join(storage, f"model_{epoch}.pt"))
+        dist.barrier()
+    if rank == 0:
+        with open(os.path.join(storage, "metrics.json"), "w") as fh:
+            json.dump({"loss": loss, "rows": rows_done, "loop_start": loop_start,
+                       "model_ready": model_ready, "now": time.time(), "epoch": epochs - 1}, fh)
+    dist.destroy_process_group()
+
+
 CONTENDERS: dict[str, Callable[[pd.DataFrame, dict[str, Any], str], dict[str, Any]]] = {
     "airflowdsl": run_ours,
     "ray_train": run_ray_train,
     "plain_torch": run_plain,
+    "torchrun_ddp": run_torchrun,
 }
 
 
@@ -207,7 +264,7 @@ def bench(mode: str, runs: int) -> dict[str, dict[str, float]]:
 
 
 def table(mode: str, medians: dict[str, dict[str, float]]) -> str:
-    ours, ray_train = medians["airflowdsl"], medians["ray_train"]
+    ours, ray_train = medians["airflowdsl"], medians.get("ray_train")
     lines = [f"### {mode}", "",
              "| contender | total s | before loop s | loop s | of which prepare_model s "
              "| rows/s (loop) | rows/s (after prepare_model) | final loss |",
@@ -216,11 +273,19 @@ def table(mode: str, medians: dict[str, dict[str, float]]) -> str:
         lines.append(f"| {name} | {m['total_s']:.2f} | {m['startup_s']:.2f} | {m['loop_s']:.2f} "
                      f"| {m['prepare_model_s']:.2f} | {m['rows_per_s']:.0f} "
                      f"| {m['train_rows_per_s']:.0f} | {m['loss']:.4f} |")
-    lines += ["", f"- end-to-end, airflowdsl / Ray Train: **{ours['total_s'] / ray_train['total_s']:.2f}x**",
-              f"- loop throughput, airflowdsl / Ray Train: "
-              f"**{ours['rows_per_s'] / ray_train['rows_per_s']:.2f}x** "
-              f"(after prepare_model: {ours['train_rows_per_s'] / ray_train['train_rows_per_s']:.2f}x)",
-              ""]
+    lines.append("")
+    if ray_train is not None:
+        lines += [f"- end-to-end, airflowdsl / Ray Train: **{ours['total_s'] / ray_train['total_s']:.2f}x**",
+                  f"- loop throughput, airflowdsl / Ray Train: "
+                  f"**{ours['rows_per_s'] / ray_train['rows_per_s']:.2f}x** (after prepare_model: "
+                  f"{ours['train_rows_per_s'] / ray_train['train_rows_per_s']:.2f}x)"]
+    if (ddp := medians.get("torchrun_ddp")) is not None:
+        lines += [f"- loop throughput, airflowdsl / native DDP (torchrun, gloo): "
+                  f"**{ours['rows_per_s'] / ddp['rows_per_s']:.2f}x** (after prepare_model: "
+                  f"{ours['train_rows_per_s'] / ddp['train_rows_per_s']:.2f}x); start-up before "
+                  f"the loop: {ours['startup_s']:.2f} s vs {ddp['startup_s']:.2f} s, end-to-end "
+                  f"{ours['total_s']:.2f} s vs {ddp['total_s']:.2f} s"]
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -228,7 +293,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=["short", "long", "both"], default="both")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", nargs="*", default=None, help="contenders to run")
+    parser.add_argument("--ddp-worker", nargs=3, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.ddp_worker:
+        ddp_worker(args.ddp_worker[0], int(args.ddp_worker[1]), int(args.ddp_worker[2]))
+        return
+    for name in set(CONTENDERS) - set(args.only or CONTENDERS):
+        CONTENDERS.pop(name)
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "0")
     import ray

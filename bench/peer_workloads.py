@@ -1,0 +1,247 @@
+"""The peer harness's workloads: plain Ray tasks and airflowdsl side by side (issue 15).
+
+airflowdsl runs as users run it: ``run()`` with caching and persistence on. Arrays of
+1,000 floats travel between steps unless said otherwise.
+
+- chain: 50 steps, warm (a forced rerun: every step runs and persists), per step
+- fan-out: one start, 50 branches, one join (52 steps), warm, per step
+- 100 MB: 5 steps passing a 100 MB float64 array (each adds 1), warm, whole pipeline
+- cached: the fully cached chain rerun in a new process (``run()`` time and wall)
+- edit: edit the chain's last step, rerun in a new process (wall)
+
+In-process rows alternate plain Ray and airflowdsl after one warm-up each; medians.
+The new-process rows run ``python peer_pipe.py`` (a generated module) with whatever Ray
+the default path finds: with ``--warm-ray`` after ``airflowdsl ray up`` (and ``down``
+at the end), without it as a new user's first runs would (a Ray start per process).
+Hamilton / Kedro rows are left out unless installed (they are not, here).
+
+    python bench/peer_workloads.py [--reps 5] [--new-process-reps 3] [--warm-ray]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+N_CHAIN, N_FAN, N_BIG, BIG = 50, 50, 5, 100 * 2**20 // 8
+
+PIPE = '''
+import json, sys, time
+import numpy as np
+import airflowdsl as af
+
+@af.step
+def start() -> np.ndarray:
+    return np.arange(1000, dtype=np.float64)
+
+@af.step
+def inc(x: np.ndarray) -> np.ndarray:
+    return x + 1.0
+
+@af.step
+def last(x: np.ndarray) -> np.ndarray:
+    return x * 2.0 + {edit}
+
+@af.step
+def join({join_params}) -> float:
+    return float(sum(a[0] for a in ({join_args},)))
+
+@af.step
+def big_start() -> np.ndarray:
+    return np.ones({big}, dtype=np.float64)
+
+@af.pipeline
+def chain():
+    x = start()
+    for _ in range({n_chain} - 2):
+        x = inc(x)
+    return last(x)
+
+@af.pipeline
+def fanout():
+    s = start()
+    return join(*[inc(s) for _ in range({n_fan})])
+
+@af.pipeline
+def big():
+    x = big_start()
+    for _ in range({n_big} - 1):
+        x = inc(x)
+    return x
+
+if __name__ == "__main__":
+    t = time.perf_counter()
+    run = chain.run(store=sys.argv[1])
+    took = time.perf_counter() - t
+    assert run.status == "succeeded", run.error
+    print(json.dumps({{"pipeline_s": took, "ran": sum(not s.cached for s in run.steps.values())}}))
+'''
+
+
+def write_pipe(folder: Path, edit: float) -> Path:
+    params = ", ".join(f"x{i}: np.ndarray" for i in range(N_FAN))
+    args = ", ".join(f"x{i}" for i in range(N_FAN))
+    path = folder / "peer_pipe.py"
+    path.write_text(PIPE.format(edit=edit, join_params=params, join_args=args, big=BIG,
+                                n_chain=N_CHAIN, n_fan=N_FAN, n_big=N_BIG))
+    return path
+
+
+def new_process(path: Path, store: str) -> tuple[float, dict[str, Any]]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop("RAY_ADDRESS", None)
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(path), store], env=env, capture_output=True,
+                          text=True, timeout=600)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        sys.exit(f"{path} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    return wall, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def airflowdsl_cli(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "airflowdsl.cli", *args], check=True, timeout=120)
+
+
+def new_process_rows(reps: int, warm_ray: bool) -> list[tuple[str, str, str]]:
+    folder = Path(tempfile.mkdtemp(prefix="af-peer-proc-"))
+    store = str(folder / "store")
+    if warm_ray:
+        airflowdsl_cli("ray", "up")
+    try:
+        path = write_pipe(folder, 0.0)
+        new_process(path, store)  # cold: fills the store
+        cached = [new_process(path, store) for _ in range(reps)]
+        assert all(c[1]["ran"] == 0 for c in cached), cached
+        edits = []
+        for i in range(reps):
+            path = write_pipe(folder, float(i + 1))
+            edits.append(new_process(path, store))
+            assert edits[-1][1]["ran"] == 1, edits[-1]
+    finally:
+        if warm_ray:
+            airflowdsl_cli("ray", "down")
+    c_pipe = statistics.median(c[1]["pipeline_s"] for c in cached)
+    c_wall = statistics.median(c[0] for c in cached)
+    e_wall = statistics.median(e[0] for e in edits)
+    return [("fully cached rerun, new process, pipeline / wall", "-",
+             f"{c_pipe:.4f} s / {c_wall:.2f} s"),
+            ("edit the last step, rerun in a new process, wall", "-",
+             f"{e_wall:.2f} s ({', '.join(f'{e[0]:.2f}' for e in edits)})")]
+
+
+def in_process_rows(reps: int) -> list[tuple[str, str, str]]:
+    import numpy as np
+    import ray
+
+    folder = Path(tempfile.mkdtemp(prefix="af-peer-"))
+    spec = importlib.util.spec_from_file_location("peer_pipe", write_pipe(folder, 0.0))
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["peer_pipe"] = mod
+    spec.loader.exec_module(mod)
+    store = str(folder / "store")
+
+    @ray.remote
+    def r_start() -> Any:
+        return np.arange(1000, dtype=np.float64)
+
+    @ray.remote
+    def r_inc(x: Any) -> Any:
+        return x + 1.0
+
+    @ray.remote
+    def r_join(*xs: Any) -> float:
+        return float(sum(a[0] for a in xs))
+
+    @ray.remote
+    def r_big() -> Any:
+        return np.ones(BIG, dtype=np.float64)
+
+    def ray_chain() -> Any:
+        x = r_start.remote()
+        for _ in range(N_CHAIN - 1):
+            x = r_inc.remote(x)
+        return ray.get(x)
+
+    def ray_fan() -> Any:
+        s = r_start.remote()
+        return ray.get(r_join.remote(*[r_inc.remote(s) for _ in range(N_FAN)]))
+
+    def ray_big() -> Any:
+        x = r_big.remote()
+        for _ in range(N_BIG - 1):
+            x = r_inc.remote(x)
+        return ray.get(x)[0]
+
+    def ours(pipe: Any) -> Any:
+        def go() -> Any:
+            run = pipe.run(force=True, store=store)
+            assert run.status == "succeeded", run.error
+            out = run.output
+            return out[0] if hasattr(out, "__len__") else out
+        return go
+
+    rows = []
+    for label, per, n, contenders in [
+            ("50-step chain, warm (forced rerun), per step", True, N_CHAIN,
+             (ray_chain, ours(mod.chain))),
+            ("50-way fan-out + join, warm, per step", True, N_FAN + 2, (ray_fan, ours(mod.fanout))),
+            ("5 steps passing a 100 MB array", False, N_BIG, (ray_big, ours(mod.big)))]:
+        for fn in contenders:  # warm-up: workers, imports, function exports, the store
+            fn()
+        times: list[list[float]] = [[], []]
+        for _ in range(reps):
+            for i, fn in enumerate(contenders):
+                t = time.perf_counter()
+                fn()
+                times[i].append(time.perf_counter() - t)
+        med = [statistics.median(t) for t in times]
+        ratio = med[1] / med[0]
+        if per:
+            rows.append((label, f"{med[0] / n * 1e3:.2f} ms",
+                         f"{med[1] / n * 1e3:.2f} ms ({ratio:.2f}x Ray)"))
+        else:
+            rows.append((label, f"{med[0]:.2f} s", f"{med[1]:.2f} s ({ratio:.2f}x Ray)"))
+        print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--new-process-reps", type=int, default=3)
+    ap.add_argument("--warm-ray", action="store_true", help="airflowdsl ray up first")
+    ap.add_argument("--skip-new-process", action="store_true")
+    ap.add_argument("--skip-in-process", action="store_true")
+    args = ap.parse_args()
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    load = os.getloadavg()[0]
+    rows: list[tuple[str, str, str]] = []
+    if not args.skip_new_process:
+        rows += new_process_rows(args.new_process_reps, args.warm_ray)
+    if not args.skip_in_process:
+        import ray
+
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        rows = in_process_rows(args.reps) + rows
+        ray.shutdown()
+    print(f"\nload average {load:.2f} -> {os.getloadavg()[0]:.2f}; medians of {args.reps} "
+          f"(in process) / {args.new_process_reps} (new process)")
+    print("| workload | plain Ray | airflowdsl |\n|---|---|---|")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]} | {r[2]} |")
+
+
+if __name__ == "__main__":
+    main()
