@@ -157,7 +157,7 @@ def _run_on_ray(compiled: CompiledGraph, plans: dict[str, StepPlan], st: Artifac
                 run_id: str, emit: scheduler.Event, control: scheduler.Control,
                 pending_timeout: float | None, echo: bool) -> dict[str, list[Any]]:
     cluster = RayCluster.current()
-    cluster.connect()
+    cluster.connect(quiet=not echo)
     if control.cancelled:
         return {}
     check_feasible({n: Request.of(p.spec) for n, p in plans.items() if p.action == "run"},

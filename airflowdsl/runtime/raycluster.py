@@ -51,18 +51,25 @@ class RayCluster:
 
     # --- lifetime ---------------------------------------------------------------------
 
-    def connect(self, *, log_to_driver: bool = True) -> None:
-        """Use the initialized Ray, or connect to ``$RAY_ADDRESS``, or start a local one."""
+    def connect(self, *, log_to_driver: bool = True, quiet: bool = False) -> None:
+        """Use the initialized Ray, or connect to ``$RAY_ADDRESS``, or start a local one;
+        ``quiet``: Ray's own start-up messages below ERROR are not printed (the CLI
+        without ``-v``: its live table is the display)."""
+        import logging
+
         import ray
 
         if not ray.is_initialized():
+            opts: dict[str, Any] = {"log_to_driver": log_to_driver}
+            if quiet:
+                opts["logging_level"] = logging.ERROR
             if os.environ.get("RAY_ADDRESS"):
-                ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=log_to_driver)
+                ray.init(address=os.environ["RAY_ADDRESS"], **opts)
             elif warmray.enabled() and (head := warmray.read_head()) and head.get("ready"):
                 warmray.use_head(head)  # ``airflowdsl ray up``: no Ray start per run
-                ray.init(address=head["address"], log_to_driver=log_to_driver)
+                ray.init(address=head["address"], **opts)
             else:
-                ray.init(include_dashboard=False, log_to_driver=log_to_driver)
+                ray.init(include_dashboard=False, **opts)
                 if not self.started:
                     atexit.register(self.shutdown)
                 self.started = True
