@@ -104,6 +104,10 @@ def execute(compiled: CompiledGraph, *, store: str | os.PathLike[str] | None = N
                                   if p.action != "run"])
     refs: dict[str, list[Any]] = {}
     control = scheduler.Control()
+    # a finished step reaches the history within HISTORY_FLUSH_S even while a long
+    # step runs on (live views read the history)
+    control.tick = lambda: flush() if unrecorded and \
+        time.monotonic() - last_flush[0] >= HISTORY_FLUSH_S else None
     try:
         if any(p.action == "run" for p in plans.values()):
             with _sigint_cancels(control):

@@ -46,6 +46,9 @@ class Control:
         self.cancelled = False
         self.monitor = monitor
         self.progress = progress
+        #: called on every pass of the scheduler's loop (``POLL_S``): the executor
+        #: flushes finished steps to the history when one is due
+        self.tick: Callable[[], None] | None = None
         self._seen: dict[str, float] = {}
         self._last = time.monotonic()
 
@@ -233,6 +236,8 @@ def run(plans: dict[str, StepPlan], *, store: str | None, info: dict[str, Any], 
             for n in pending.values():
                 if name in deps[n] and all(u in finished for u in deps[n]) and n not in running:
                     start(n)
+        if control.tick is not None:
+            control.tick()
         updates, signature = control.progress_updates(list(running))
         for name, text in updates.items():
             emit(name, "progress", {"text": text})

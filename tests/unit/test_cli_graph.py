@@ -24,11 +24,11 @@ def _graph(*args: str) -> tuple[int, str, str]:
 def test_graph_renders_shipped_pipeline(tmp_path: Path) -> None:
     out = tmp_path / "bc.svg"
     code, stdout, stderr = _graph(str(ROOT / "pipelines" / "breast_cancer.py"), "-o", str(out),
-                                  "-p", "C=0.5", "-p", "test_size=0.3")
+                                  "-p", "num_boost_round=10", "-p", "test_size=0.3")
     assert code == 0, stderr
-    assert "5 steps" in stdout
+    assert "6 steps" in stdout
     titles = {t.text for t in ET.parse(out).getroot().iter("{http://www.w3.org/2000/svg}title")}
-    assert {"load_data", "split", "scale", "fit", "evaluate"} <= titles
+    assert {"load_data", "split", "fit_scaler", "tune_xgboost", "predict", "evaluate"} <= titles
 
 
 def test_graph_with_pipeline_name_and_mermaid(tmp_path: Path) -> None:
