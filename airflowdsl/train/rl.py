@@ -10,11 +10,12 @@ RLlib is imported lazily: ``import airflowdsl.train.rl`` never needs it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -268,13 +269,16 @@ class RLTrainer(BaseTrainer):
 
     def _train_loop(self) -> None:
         ckpt_config = self.run_config.checkpoint_config or CheckpointConfig()
-        algo = self.build_config().build_algo()
+        with _rllib_context(os.path.join(session.get_trial_dir(), "rllib")):
+            algo = self.build_config().build_algo()
         try:
             restored = session.get_checkpoint()
             if restored is not None:
                 algo.restore_from_path(restored.path)
             while True:
-                metrics = rl_metrics(algo.train())
+                with _rllib_context(None):  # env runners may be re-created in train()
+                    result = algo.train()
+                metrics = rl_metrics(result)
                 done = should_stop(self.run_config.stop,
                                    {**metrics, "training_iteration": algo.iteration})
                 freq = ckpt_config.checkpoint_frequency
@@ -289,6 +293,40 @@ class RLTrainer(BaseTrainer):
                     return
         finally:
             algo.stop()
+
+
+@contextlib.contextmanager
+def _rllib_context(logdir: str | None) -> Iterator[None]:
+    """What an RLlib ``Algorithm`` built outside Tune needs from its process.
+
+    * Placement: RLlib puts its env-runner actors into the bundles of
+      ``ray.util.get_current_placement_group()``. In a task that runs in a placement
+      group that does not capture its child tasks (a pipeline step's slot), the actors
+      land outside it, and RLlib's bundle index then fails Ray's check ("If placement
+      group is not set, the value of bundle index must be -1"). Here RLlib sees no
+      placement group then; a Tune trial's group (which captures) is used as before.
+    * Log directory (``logdir`` given): a ``Trainable`` without Tune storage makes a
+      folder under ``~/ray_results`` on construction; it goes under the trainer's own
+      run directory instead.
+    """
+    import ray.util
+    from ray._private.worker import global_worker
+    from ray.tune.trainable import trainable as tune_trainable
+
+    get_pg = ray.util.get_current_placement_group
+    uncaptured = (ray.is_initialized() and get_pg() is not None
+                  and not global_worker.should_capture_child_tasks_in_placement_group)
+    default_storage = tune_trainable.DEFAULT_STORAGE_PATH
+    if uncaptured:
+        ray.util.get_current_placement_group = lambda: None  # type: ignore[assignment]
+    if logdir is not None:
+        os.makedirs(logdir, exist_ok=True)
+        tune_trainable.DEFAULT_STORAGE_PATH = logdir  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        ray.util.get_current_placement_group = get_pg  # type: ignore[assignment]
+        tune_trainable.DEFAULT_STORAGE_PATH = default_storage  # type: ignore[attr-defined]
 
 
 def _replace(run_config: RunConfig, **changes: Any) -> RunConfig:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,8 @@ def test_checkpoint_restores_a_predictor(ppo: tuple[Result, str]) -> None:
     assert result.checkpoint.path.startswith(storage)
     assert result.checkpoint.get_metadata()["training_iteration"] == 3  # the one at the end
     assert len(result.best_checkpoints) == 1
+    # RLlib's Trainable folder is in the trainer's run directory, not in ~/ray_results
+    assert len(list((Path(storage) / "ppo" / "rllib").iterdir())) == 1
 
     env = gym.make("CartPole-v1")
     obs = np.stack([env.reset(seed=i)[0] for i in range(8)])
@@ -88,6 +91,45 @@ def test_resume_from_checkpoint_continues_training(ppo: tuple[Result, str]) -> N
     assert len(resumed.metrics_dataframe) == 1  # iteration 4 only: 1-3 were restored
     steps: Any = result.metrics_dataframe["num_env_steps_sampled_lifetime"].iloc[-1]
     assert resumed.metrics["num_env_steps_sampled_lifetime"] > steps
+
+
+def test_fit_in_a_task_of_a_placement_group_that_does_not_capture(
+        ray_session: None, tmp_path: Path) -> None:
+    """A pipeline step runs in a slot: a placement group that does not capture its child
+    tasks. RLlib's env runners then go outside it (RLlib gave them a bundle index of a
+    group they are not in: "If placement group is not set, the value of bundle index must
+    be -1")."""
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    @ray.remote(num_cpus=0)
+    def fit_here(storage: str) -> tuple[int, str | None]:
+        from airflowdsl.train.rl import RLTrainer
+
+        result = RLTrainer(
+            algorithm="PPO",
+            config={"env": "CartPole-v1", "framework": "torch",
+                    "train_batch_size_per_learner": 200, "minibatch_size": 100,
+                    "num_epochs": 1},
+            scaling_config=ScalingConfig(num_workers=1),
+            run_config=RunConfig(name="in_slot", storage_path=storage,
+                                 stop={"training_iteration": 1})).fit()
+        return result.metrics["training_iteration"], ray.util.get_current_placement_group() \
+            and ray.util.get_current_placement_group().id.hex()
+
+    slot = placement_group([{"CPU": 0.001}])
+    ray.get(slot.ready(), timeout=60)
+    try:
+        iteration, pg_after = ray.get(fit_here.options(
+            scheduling_strategy=PlacementGroupSchedulingStrategy(
+                slot, placement_group_capture_child_tasks=False)).remote(str(tmp_path)),
+            timeout=300)
+    finally:
+        remove_placement_group(slot)
+    assert iteration == 1
+    assert pg_after == slot.id.hex()  # Ray's own answer is restored after the fit
+    assert len(list((tmp_path / "in_slot" / "rllib").iterdir())) == 1
 
 
 def test_rl_trainer_needs_a_stop_rule_and_a_known_algorithm() -> None:
