@@ -121,6 +121,8 @@ class BatchPredictor:
 
     def __init__(self, checkpoint: Checkpoint, predictor_cls: type[Predictor],
                  **predictor_kwargs: Any) -> None:
+        if isinstance(predictor_cls, type) and issubclass(predictor_cls, Predictor):
+            predictor_cls.check_from_checkpoint(predictor_kwargs)  # now, not in an actor
         self.checkpoint = checkpoint
         self.predictor_cls = predictor_cls
         self.predictor_kwargs = predictor_kwargs

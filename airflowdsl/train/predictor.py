@@ -9,6 +9,7 @@ before the model sees it, so training and serving cannot drift. Every subclass's
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any, TypeVar
 
 import numpy as np
@@ -35,6 +36,25 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls: type[P], checkpoint: Checkpoint, **kwargs: Any) -> P:
         raise NotImplementedError
+
+    @classmethod
+    def check_from_checkpoint(cls, kwargs: dict[str, Any]) -> None:
+        """Raise ``TypeError`` now when ``from_checkpoint(ckpt, **kwargs)`` cannot take
+        ``kwargs`` (BatchPredictor calls this when it is built, not in its actors).
+        Subclasses may check the values too."""
+        try:
+            sig = inspect.signature(cls.from_checkpoint)
+        except (TypeError, ValueError):
+            return
+        try:
+            sig.bind(None, **kwargs)  # None stands for the checkpoint
+        except TypeError as exc:
+            params = list(sig.parameters.values())[1:]
+            accepted = [p.name for p in params
+                        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+            raise TypeError(f"{cls.__name__}.from_checkpoint(checkpoint, "
+                            f"{', '.join(f'{k}=...' for k in kwargs)}): {exc}; it takes "
+                            f"{accepted}") from None
 
     def get_preprocessor(self) -> Any:
         """The fitted preprocessor applied before the model (None: none)."""

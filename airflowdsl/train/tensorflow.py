@@ -21,11 +21,17 @@ import pandas as pd
 from airflowdsl.air.checkpoint import Checkpoint
 from airflowdsl.train.backend import Backend
 from airflowdsl.train.predictor import Predictor
-from airflowdsl.train.tensorflow_checkpoint import TensorflowCheckpoint, require_package
+from airflowdsl.train.tensorflow_checkpoint import (
+    TensorflowCheckpoint,
+    build_model,
+    model_spec,
+    require_package,
+)
 from airflowdsl.train.tensorflow_data import prepare_dataset_shard
 from airflowdsl.train.tensorflow_keras import (
     Keras3AwareLoop,
     Keras3ModelError,
+    check_driver_keras,
     fit_custom_loop,
     keras3_train_step,
     prepare_model,
@@ -87,6 +93,7 @@ class TensorflowTrainer(DataParallelTrainer):
         require_package("tensorflow", "TensorflowTrainer")
         if config.legacy_keras:
             require_package("tf_keras", "TensorflowTrainer (tf.keras under TF_USE_LEGACY_KERAS=1)")
+            check_driver_keras(train_loop_per_worker)  # workers' tf.keras is tf-keras
         super().__init__(
             Keras3AwareLoop(train_loop_per_worker) if callable(train_loop_per_worker)
             else train_loop_per_worker,
@@ -108,26 +115,70 @@ class TensorflowTrainer(DataParallelTrainer):
 
 
 class TensorflowPredictor(Predictor):
-    """A Keras model that scores pandas batches (feature columns stacked into one matrix)."""
+    """A Keras model that scores pandas batches (feature columns stacked into one matrix).
 
-    def __init__(self, model: Any) -> None:
-        self.model = model
+    AIR's shapes: ``TensorflowPredictor(model=...)`` or ``(model_definition=fn,
+    model_weights=...)``; ``from_checkpoint(ckpt, model_definition)`` loads the saved
+    weights into the model ``model_definition`` builds (a function or Keras model
+    class; without it the saved model itself is loaded); ``predict(data,
+    dtype=tf.float32)``.
+    """
+
+    def __init__(self, model: Any = None, *, model_definition: Any = None,
+                 model_weights: list[Any] | None = None, preprocessor: Any = None,
+                 use_gpu: bool = False) -> None:
+        spec = model_spec(model, model_definition)
+        if spec is None:
+            raise TypeError("TensorflowPredictor needs model= (a Keras model) or AIR's "
+                            "model_definition= (a function or class building one)")
+        self.model = build_model(spec)
+        if model_weights is not None:
+            self.model.set_weights(model_weights)
+        self.preprocessor = preprocessor
+        self.use_gpu = use_gpu
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: Checkpoint, model: Any = None, **kwargs: Any
-                        ) -> TensorflowPredictor:
-        return cls(TensorflowCheckpoint.from_checkpoint(checkpoint).get_model(model, **kwargs))
+    def from_checkpoint(  # type: ignore[override]  # no **kwargs: unknown ones fail early
+            cls, checkpoint: Checkpoint, model_definition: Any = None, *, model: Any = None,
+            use_gpu: bool = False, custom_objects: dict[str, Any] | None = None,
+            compile: bool = True) -> TensorflowPredictor:
+        ckpt = TensorflowCheckpoint.from_checkpoint(checkpoint)
+        return cls(ckpt.get_model(model, model_definition=model_definition,
+                                  custom_objects=custom_objects, compile=compile),
+                   use_gpu=use_gpu)
 
-    def _predict_pandas(self, data: pd.DataFrame, dtype: str = "float32", **kwargs: Any
+    @classmethod
+    def check_from_checkpoint(cls, kwargs: dict[str, Any]) -> None:
+        super().check_from_checkpoint(kwargs)
+        model_spec(kwargs.get("model"), kwargs.get("model_definition"))
+
+    def _predict_pandas(self, data: pd.DataFrame, dtype: Any = None, **kwargs: Any
                         ) -> pd.DataFrame:
+        if kwargs:
+            raise TypeError(f"TensorflowPredictor.predict got unexpected keyword(s) "
+                            f"{sorted(kwargs)}; it takes dtype=")
+        if isinstance(dtype, dict):  # AIR: a dtype per column (one matrix: their common type)
+            dtype = np.result_type(*(_numpy_dtype(d) for d in dtype.values()))
+        np_dtype = _numpy_dtype(dtype if dtype is not None else "float32")
         if len(data.columns) == 1 and pd.api.types.is_object_dtype(data.dtypes.iloc[0]):
-            features = np.stack(data.iloc[:, 0].to_numpy()).astype(dtype)
+            features = np.stack(data.iloc[:, 0].to_numpy()).astype(np_dtype)
         else:
-            features = data.to_numpy(dtype=dtype)
-        out = self.model(features, training=False)
+            features = data.to_numpy(dtype=np_dtype)
+        if self.use_gpu:
+            import tensorflow as tf
+
+            with tf.device("/GPU:0"):
+                out = self.model(features, training=False)
+        else:
+            out = self.model(features, training=False)
         if isinstance(out, dict):
             return pd.DataFrame({k: _column(np.asarray(v)) for k, v in out.items()})
         return pd.DataFrame({"predictions": _column(np.asarray(out))})
+
+
+def _numpy_dtype(dtype: Any) -> Any:
+    """A numpy dtype from a TensorFlow ``DType`` (``tf.float32``) or anything numpy takes."""
+    return np.dtype(getattr(dtype, "as_numpy_dtype", dtype))
 
 
 def _column(values: np.ndarray) -> Any:

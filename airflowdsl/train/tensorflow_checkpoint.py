@@ -56,16 +56,21 @@ class TensorflowCheckpoint(Checkpoint):
         ckpt.update_metadata({"keras": "tf_keras", "model": "model.h5"})
         return ckpt
 
-    def get_model(self, model: Any = None, *, custom_objects: dict[str, Any] | None = None,
-                  compile: bool = True) -> Any:
-        """The saved model; with ``model`` given, its weights are loaded into that model."""
+    def get_model(self, model: Any = None, *, model_definition: Any = None,
+                  custom_objects: dict[str, Any] | None = None, compile: bool = True) -> Any:
+        """The saved model. With ``model`` (a model, or as in AIR a function or Keras
+        model class that builds one) or AIR's ``model_definition=`` (the same), the saved
+        weights are loaded into that model instead; either Keras may load the other's
+        ``.keras`` weights."""
         meta = self.get_metadata()
         target = os.path.join(self.path, meta.get("model", MODEL_FILE))
         if not os.path.exists(target):
             raise FileNotFoundError(f"{self!r} holds no Keras model ({target} is missing)")
-        if model is not None:
-            model.load_weights(target)
-            return model
+        definition = model_spec(model, model_definition)
+        if definition is not None:
+            built = build_model(definition)
+            built.load_weights(target)
+            return built
         if meta.get("keras") == "keras3":
             import keras
         else:
@@ -74,8 +79,33 @@ class TensorflowCheckpoint(Checkpoint):
         return keras.models.load_model(target, custom_objects=custom_objects, compile=compile)
 
 
+def model_spec(model: Any, model_definition: Any) -> Any:
+    """The one of ``model`` / ``model_definition`` given (None: neither); ``TypeError``
+    for both, or for something that is neither a Keras model nor a callable building one."""
+    if model is not None and model_definition is not None:
+        raise TypeError("pass model or model_definition, not both (AIR's model_definition is "
+                        "a function or Keras model class returning the model to load into)")
+    spec = model if model is not None else model_definition
+    if spec is not None and not callable(spec):
+        raise TypeError(f"model_definition must be a Keras model, a Keras model class or a "
+                        f"function returning a model; got {type(spec).__name__}")
+    return spec
+
+
+def build_model(spec: Any) -> Any:
+    """A Keras model from a model (as is), a Keras model class or a function (called)."""
+    if isinstance(spec, type) or not hasattr(spec, "load_weights"):
+        built = spec()
+        if not hasattr(built, "load_weights"):
+            raise TypeError(f"model_definition returned {type(built).__name__}, not a Keras "
+                            "model")
+        return built
+    return spec
+
+
 def _flavour(model: Any) -> str:
     return "keras3" if is_keras3_model(model) else "tf_keras"
 
 
-__all__ = ["INSTALL_HINT", "MODEL_FILE", "TensorflowCheckpoint", "require_package"]
+__all__ = ["INSTALL_HINT", "MODEL_FILE", "TensorflowCheckpoint", "build_model", "model_spec",
+           "require_package"]

@@ -10,7 +10,9 @@ Keras 3 model with ``fit_custom_loop`` / ``keras3_train_step`` below (``strategy
 
 from __future__ import annotations
 
+import functools
 import traceback
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -74,6 +76,81 @@ class Keras3AwareLoop:
             raise Keras3ModelError(f"{type(exc).__name__} from a Keras 3 model ({model}) "
                                    f"under the distribution strategy: {first} ... "
                                    f"{KERAS3_HINT}").with_traceback(exc.__traceback__) from exc
+
+
+#: the module ``from tensorflow import keras`` gives where tf.keras is Keras 3
+DRIVER_KERAS3 = "keras._tf_keras"
+
+
+def keras3_references(fn: Any) -> list[str]:
+    """``name -> module`` lines for the globals and closure cells of ``fn`` (and of the
+    functions of its own module it reaches) bound to Keras 3's ``tf.keras`` module
+    (``keras._tf_keras...``): what ``from tensorflow import keras`` gives in a process
+    where TensorFlow was imported without ``TF_USE_LEGACY_KERAS=1``. Ray pickles a module
+    by name, so such a loop gets Keras 3 in the workers too, where the trainer made
+    ``tf.keras`` tf-keras."""
+    found: list[str] = []
+    seen: set[int] = set()
+    todo = [fn]
+    home = getattr(inspect_target(fn), "__module__", None)
+    while todo:
+        obj = inspect_target(todo.pop())
+        if id(obj) in seen or not isinstance(obj, types.FunctionType):
+            continue
+        seen.add(id(obj))
+        values = [(name, obj.__globals__[name]) for name in _names(obj.__code__)
+                  if name in obj.__globals__]
+        values += [(name, cell.cell_contents) for name, cell
+                   in zip(obj.__code__.co_freevars, obj.__closure__ or (), strict=False)
+                   if _filled(cell)]
+        for name, value in values:
+            if isinstance(value, types.ModuleType):
+                if value.__name__ == DRIVER_KERAS3 or value.__name__.startswith(DRIVER_KERAS3 + "."):
+                    found.append(f"{name} -> {value.__name__} (in {obj.__qualname__})")
+            elif isinstance(value, types.FunctionType) and value.__module__ == home:
+                todo.append(value)
+    return sorted(set(found))
+
+
+def inspect_target(fn: Any) -> Any:
+    """The plain function behind a ``functools.partial`` or a ``Keras3AwareLoop``."""
+    while True:
+        if isinstance(fn, functools.partial):
+            fn = fn.func
+        elif isinstance(fn, Keras3AwareLoop):
+            fn = fn.loop
+        else:
+            return getattr(fn, "__func__", fn)
+
+
+def _names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names(const)
+    return names
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises
+    except ValueError:
+        return False
+    return True
+
+
+def check_driver_keras(fn: Any) -> None:
+    """``Keras3ModelError`` now when ``fn`` uses Keras 3's ``tf.keras`` from this process
+    (see ``keras3_references``), with what to import instead."""
+    refs = keras3_references(fn)
+    if refs:
+        raise Keras3ModelError(
+            "train_loop_per_worker uses Keras 3 through tf.keras of this process: "
+            f"{'; '.join(refs)}. Here TensorFlow was imported without TF_USE_LEGACY_KERAS=1, "
+            "so `from tensorflow import keras` is Keras 3, and the workers would get Keras 3 "
+            "too (Ray pickles a module by its name). Write `import tf_keras as keras` (or "
+            "`import tensorflow as tf` and use `tf.keras` inside the function), or set "
+            "TF_USE_LEGACY_KERAS=1 before TensorFlow is imported. " + KERAS3_HINT)
 
 
 def keras3_train_step(strategy: Any, model: Any, optimizer: Any,
@@ -148,11 +225,15 @@ def fit_custom_loop(strategy: Any, model: Any, optimizer: Any, loss_fn: Callable
 
 
 __all__ = [
+    "DRIVER_KERAS3",
     "KERAS3_HINT",
     "Keras3AwareLoop",
     "Keras3ModelError",
+    "check_driver_keras",
     "fit_custom_loop",
+    "inspect_target",
     "is_keras3_model",
+    "keras3_references",
     "keras3_train_step",
     "prepare_model",
 ]

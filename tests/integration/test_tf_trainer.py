@@ -20,7 +20,13 @@ import pytest
 if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("tf_keras") is None:
     pytest.skip("tensorflow / tf-keras not installed", allow_module_level=True)
 
-from tf_loops import ROWS, breast_cancer_frame, keras3_loop, tf_keras_loop  # noqa: E402
+from tf_loops import (  # noqa: E402
+    ROWS,
+    breast_cancer_frame,
+    build_tf_keras_model,
+    keras3_loop,
+    tf_keras_loop,
+)
 
 from airflowdsl.air import Result, RunConfig, ScalingConfig  # noqa: E402
 from airflowdsl.train import TrainingFailedError  # noqa: E402
@@ -98,6 +104,29 @@ def test_checkpoint_and_predictor_round_trip(tf_keras_fit: tuple[Result, Path]) 
     assert accuracy > 0.95
 
 
+def test_batch_predictor_actors_with_model_definition_and_tf_dtype(
+        tf_keras_fit: tuple[Result, Path]) -> None:
+    """AIR's BatchPredictor call: the checkpoint's weights loaded into model_definition's
+    model in each actor of the pool, dtype a TensorFlow DType."""
+    import ray.data
+    import tensorflow as tf
+
+    from airflowdsl.train.batch_predictor import BatchPredictor
+
+    result, tmp = tf_keras_fit
+    assert result.checkpoint is not None
+    frame = breast_cancer_frame()
+    batch = BatchPredictor.from_checkpoint(result.checkpoint, TensorflowPredictor,
+                                           model_definition=build_tf_keras_model)
+    scored = batch.predict(ray.data.from_pandas(frame), feature_columns=FEATURES,
+                           keep_columns=["target"], dtype=tf.float32, fast_path=False,
+                           batch_size=128).to_pandas()
+    assert batch.last_path == "pool" and len(scored) == ROWS
+    assert list(scored["target"]) == list(frame["target"])  # row order kept
+    accuracy = ((scored["predictions"].to_numpy() > 0.5) == frame["target"].to_numpy()).mean()
+    assert accuracy > 0.95
+
+
 def test_keras3_custom_loop_trains_and_keras3_fit_fails_clearly(
         ray_session: None, tmp_path: Path) -> None:
     with pytest.raises(TrainingFailedError) as info:
@@ -132,8 +161,8 @@ def test_import_is_lazy_and_missing_framework_is_clear(monkeypatch: pytest.Monke
     code = ("import sys, airflowdsl.train.tensorflow as m; "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'eager'")
     subprocess.run([sys.executable, "-c", code], check=True)
-    import airflowdsl.train.tensorflow as tfmod
+    import airflowdsl.train.tensorflow_checkpoint as tfck  # require_package lives there
 
-    monkeypatch.setattr(tfmod.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(tfck.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ImportError, match=r"airflowdsl\[tensorflow\]"):
         TensorflowTrainer(lambda: None, scaling_config=ScalingConfig(num_workers=1))

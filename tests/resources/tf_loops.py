@@ -92,3 +92,12 @@ def keras3_loop(config: dict[str, Any]) -> None:
     with strategy.scope():
         model.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy")
     model.fit(dataset, epochs=1, verbose=0)  # Keras 3 + MultiWorkerMirroredStrategy: fails
+
+
+def build_tf_keras_model() -> Any:
+    """The architecture of ``tf_keras_loop``'s model, as AIR's ``model_definition``."""
+    import tf_keras
+
+    return tf_keras.Sequential([tf_keras.Input((30,)),
+                                tf_keras.layers.Dense(16, activation="relu"),
+                                tf_keras.layers.Dense(1, activation="sigmoid")])

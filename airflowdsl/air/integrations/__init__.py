@@ -1,0 +1,1 @@
+"""AIR's ``ray.air.integrations`` import paths (``keras``: ``ReportCheckpointCallback``)."""
