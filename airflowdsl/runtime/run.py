@@ -101,7 +101,8 @@ class Run:
 
     @property
     def executed_steps(self) -> list[str]:
-        return [n for n, s in self.steps.items() if s.status != "skipped" and not s.cached]
+        return [n for n, s in self.steps.items()
+                if s.status in ("succeeded", "failed") and not s.cached]
 
     def raise_for_status(self) -> Run:
         """Return self if the run succeeded.

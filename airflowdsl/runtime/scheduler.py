@@ -11,14 +11,13 @@ running finish and are stored.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 from airflowdsl.air.progress import StepContext
 from airflowdsl.errors import StalledError
-from airflowdsl.runtime import summaries
+from airflowdsl.runtime import summaries, warmray
 from airflowdsl.runtime.planner import StepPlan
 from airflowdsl.runtime.raycluster import RayCluster
 from airflowdsl.runtime.resources import Request
@@ -296,7 +295,7 @@ def await_commits(beside: dict[str, tuple[str, int, Any]], run_id: str, emit: Ev
         for name, (node, pid, manifest) in list(waiting.items()):
             if _committed(st, manifest, ours[manifest["key"]]):
                 waiting.pop(name)
-            elif node == here and not _alive(pid) and not _committed(
+            elif node == here and not warmray.alive(pid) and not _committed(
                     st, manifest, ours[manifest["key"]]):
                 try:  # the writer died with its write: store the outputs from Ray's store
                     values = ray.get(refs[name][:-1], timeout=60)
@@ -337,16 +336,6 @@ def _committed(st: Any, manifest: Any, ours: set[str]) -> bool:
         return json.loads(raw).get("data") in ours
     except (ValueError, AttributeError):
         return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _cause(exc: BaseException) -> BaseException:
