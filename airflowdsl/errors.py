@@ -91,6 +91,12 @@ class CorruptArtifact(AirflowDSLError, RuntimeError):
     """A stored artifact failed verification."""
 
 
+class StoreError(AirflowDSLError, ValueError):
+    """An artifact store that cannot be used as given (a local directory on a multi-node
+    Ray cluster, ...); the message says what to change (an object-store URI, or a
+    ``file://`` URI / ``AIRFLOWDSL_STORE_SHARED=1`` for a mount every node shares)."""
+
+
 class TrainingFailedError(AirflowDSLError, RuntimeError):
     """A fit failed for good; the message carries the failing rank and the user's traceback.
 
@@ -134,5 +140,6 @@ __all__ = [
     "RunFailedError",
     "StalledError",
     "StepFailed",
+    "StoreError",
     "TrainingFailedError",
 ]

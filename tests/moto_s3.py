@@ -8,11 +8,13 @@ pyarrow.fs and fsspec all find it; the variables are restored on exit.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -33,9 +35,35 @@ class S3Server:
         return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
 
+def _fix_complete_multipart() -> None:
+    """moto 5.2 answers CompleteMultipartUpload with a ``<CompleteMultipartUploadResponse>``
+    root; S3 (and MinIO) send ``<CompleteMultipartUploadResult>``, and pyarrow's S3 client
+    treats any other root as an error embedded in the 200 OK (it then retries for ~25 s
+    and fails with "AWS Error INTERNAL_FAILURE during CompleteMultipartUpload"). Every
+    object over pyarrow's 5 MiB part size is a multipart upload. The body is renamed to
+    what S3 sends; idempotent."""
+    from moto.s3.responses import S3Response
+
+    original = S3Response.serialized
+    if getattr(original, "s3_root_fixed", False):
+        return
+
+    def serialized(self: S3Response, action_result: Any) -> Any:
+        status, headers, body = original(self, action_result)
+        if self.data.get("Action") == "CompleteMultipartUpload" and isinstance(body, str):
+            body = body.replace("CompleteMultipartUploadResponse", "CompleteMultipartUploadResult")
+        return status, headers, body
+
+    serialized.s3_root_fixed = True  # type: ignore[attr-defined]
+    S3Response.serialized = serialized  # type: ignore[method-assign]
+
+
 @contextmanager
 def moto_s3(*, bucket: str | None = None) -> Iterator[S3Server]:
     from moto.server import ThreadedMotoServer
+
+    _fix_complete_multipart()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

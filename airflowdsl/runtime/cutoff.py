@@ -150,4 +150,4 @@ def claim(p: Any, values: tuple[Any, ...]) -> Claim:
     n_in = sum(1 if how == "ref" else extra if how == "refs" else 0 for _, how, extra in p.args)
     ctl: CacheCtl | None = getattr(p, "cache", None)
     ups = values[n_in:n_in + len(ctl.upstreams)] if ctl is not None else ()
-    return Claim(ctl, tuple(ups), ArtifactStore(p.store) if p.store else None, p.key)
+    return Claim(ctl, tuple(ups), ArtifactStore.of(p.store) if p.store else None, p.key)

@@ -63,7 +63,7 @@ def execute(compiled: CompiledGraph, *, store: str | os.PathLike[str] | None = N
         ResourceError: a step asks for more than the cluster can ever give (nothing ran).
     """
     st = ArtifactStore.open(store)
-    history = History.shared(st.root)
+    history = History.shared(st.root, st.options)
     run_id, started = run_id or new_run_id(), time.time()
     plans = make_plan(compiled, st, force=force, from_step=from_step, only=only, persist=persist)
     history.start_run(run_id, compiled.name, dict(compiled.params), st.root, started)
@@ -166,6 +166,8 @@ def _run_on_ray(compiled: CompiledGraph, plans: dict[str, StepPlan], st: Artifac
         return {}
     check_feasible({n: Request.of(p.spec) for n, p in plans.items() if p.action == "run"},
                    cluster.view())
+    if st is not None:
+        st.check_cluster(len(cluster.view().nodes))  # a local disk on several nodes: refused
     modules: set[str] = set()
     for fn in {id(p.spec.fn): p.spec.fn for p in plans.values() if p.action == "run"}.values():
         modules |= project_modules(fn)  # once per function (a 50-step chain: once)
@@ -178,7 +180,7 @@ def _run_on_ray(compiled: CompiledGraph, plans: dict[str, StepPlan], st: Artifac
     control.progress = lambda: progress.read_run(run_id)
     try:
         with capture_worker_output(os.path.join(logs, "ray.log") if logs else None, echo=echo):
-            return scheduler.run(plans, store=st.root if st else None, info=info, emit=emit,
+            return scheduler.run(plans, store=st, info=info, emit=emit,
                                  cluster=cluster, control=control, contexts=contexts)
     finally:
         progress.clear(run_id)

@@ -44,13 +44,65 @@ def digest_buffers(buffers: Iterable[Any], algo: str = CHECKSUM) -> str:
     return str(h.hexdigest()[:32])
 
 
+#: The driver's environment variables that configure an ``s3://`` store, and the
+#: ``pyarrow.fs.S3FileSystem`` option each sets (first one set wins). They travel with the
+#: store (``ArtifactStore.options``) into every task, Ray Data write task included, so
+#: workers started before they were set, or on other nodes, reach the same endpoint.
+S3_ENV = (("AWS_ENDPOINT_URL_S3", "endpoint_override"), ("AWS_ENDPOINT_URL", "endpoint_override"),
+          ("AWS_REGION", "region"), ("AWS_DEFAULT_REGION", "region"),
+          ("AWS_ACCESS_KEY_ID", "access_key"), ("AWS_SECRET_ACCESS_KEY", "secret_key"),
+          ("AWS_SESSION_TOKEN", "session_token"))
+_SECRETS = ("access_key", "secret_key", "session_token")
+
+Options = tuple[tuple[str, str], ...]
+
+
+def store_options(root: str) -> Options:
+    """What a task needs to open ``root`` as this process does: for ``s3://`` the endpoint,
+    region and static credentials of ``S3_ENV`` found in this process's environment
+    (credentials only as a complete key pair, and not with
+    ``AIRFLOWDSL_STORE_SEND_CREDENTIALS=0``: nodes then use their own credential chain).
+    Other schemes: nothing (each node's own configuration). No pyarrow import."""
+    if not root.startswith("s3://"):
+        return ()
+    opts: dict[str, str] = {}
+    for var, name in S3_ENV:
+        if name not in opts and os.environ.get(var):
+            opts[name] = os.environ[var]
+    if (os.environ.get("AIRFLOWDSL_STORE_SEND_CREDENTIALS", "1") == "0"
+            or not ("access_key" in opts and "secret_key" in opts)):
+        for name in _SECRETS:
+            opts.pop(name, None)
+    if "region" not in opts and "endpoint_override" not in opts:
+        opts["region"] = _bucket_region(root[5:].split("/", 1)[0])
+    return tuple(sorted(opts.items()))
+
+
 @lru_cache(maxsize=32)
-def resolve(root: str) -> tuple[pafs.FileSystem, str]:
-    """(filesystem, base path) for a local path or a URI (``file://``, ``s3://``, ...)."""
+def _bucket_region(bucket: str) -> str:
+    import pyarrow.fs as pafs
+
+    try:
+        return str(pafs.resolve_s3_region(bucket))
+    except OSError:
+        return "us-east-1"
+
+
+@lru_cache(maxsize=32)
+def resolve(root: str, options: Options = ()) -> tuple[pafs.FileSystem, str]:
+    """(filesystem, base path) for a local path or a URI (``file://``, ``s3://``, ``gs://``,
+    any fsspec protocol). ``s3://`` uses ``pyarrow.fs.S3FileSystem`` with ``options``
+    (``store_options``) over the standard credential chain."""
     import pyarrow.fs as pafs
 
     if "://" not in root:
         return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(root))
+    if root.startswith("s3://"):
+        kw: dict[str, Any] = dict(options)
+        endpoint = kw.get("endpoint_override", "")
+        if "://" in endpoint:
+            kw["scheme"], kw["endpoint_override"] = endpoint.split("://", 1)
+        return pafs.S3FileSystem(**kw), root[5:].rstrip("/")
     try:
         fs, path = pafs.FileSystem.from_uri(root)
     except (pafs.ArrowInvalid, ValueError, TypeError):  # type: ignore[attr-defined]
@@ -73,9 +125,12 @@ def is_local(fs: pafs.FileSystem) -> bool:
     return isinstance(fs, pafs.LocalFileSystem)
 
 
-def write_bytes(fs: pafs.FileSystem, path: str, data: bytes) -> None:
+def write_bytes(fs: pafs.FileSystem, path: str, data: Any) -> None:
+    """Write ``data`` (bytes, or a list of buffers written in turn: nothing is joined) as
+    one object/file ``path`` through a pyarrow output stream."""
     with fs.open_output_stream(path) as out:
-        out.write(data)
+        for b in data if isinstance(data, list) else [data]:
+            out.write(b)
 
 
 def read_bytes(fs: pafs.FileSystem, path: str) -> bytes:
@@ -93,7 +148,7 @@ def atomic_write(fs: pafs.FileSystem, path: str, data: bytes) -> None:
     if not is_local(fs):
         write_bytes(fs, path, data)
         return
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(path, data, make_parents=True)
 
 
 def file_digest(fs: pafs.FileSystem | None, path: str, algo: str = "sha256") -> str:
@@ -151,7 +206,8 @@ def _list_local(path: str, prefix: str) -> dict[str, int]:
 def copy_dir_from_local(local: str, fs: pafs.FileSystem, path: str) -> None:
     import pyarrow.fs as pafs
 
-    fs.create_dir(path, recursive=True)
+    if is_local(fs):  # object stores have no directories
+        fs.create_dir(path, recursive=True)
     pafs.copy_files(local, path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
 
 

@@ -1,8 +1,10 @@
 """Run history in SQLite (WAL mode, busy timeout): runs, steps, metrics.
 
-Location: ``$AIRFLOWDSL_HISTORY`` if set; else ``<root>/history.sqlite`` for a
-local store root; for a URI root (``s3://...``, where SQLite cannot live)
-``~/.airflowdsl/history-<hash of the URI>.sqlite`` on the local machine.
+Location: ``$AIRFLOWDSL_HISTORY`` if set; else ``<root>/history.sqlite`` for a plain
+local store root. A URI root (``s3://``, ``gs://``, a shared ``file://`` mount) keeps
+its runs in the store as JSON objects instead (``runtime.runrecords``: readable from any
+machine that sees the store; no SQLite WAL on a network filesystem):
+``History.for_root`` / ``History.shared`` return whichever applies.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from airflowdsl.runtime.run import StepRun
+from airflowdsl.runtime.runrecords import RunRecords
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -54,6 +57,12 @@ def history_path(root: str) -> Path:
         return Path(root.removeprefix("file://")) / "history.sqlite"
     tag = hashlib.sha256(root.encode()).hexdigest()[:12]
     return Path.home() / ".airflowdsl" / f"history-{tag}.sqlite"
+
+
+def in_store(root: str) -> bool:
+    """Whether ``root``'s runs are recorded in the store itself (a URI root and no
+    ``$AIRFLOWDSL_HISTORY``) rather than in SQLite."""
+    return "://" in root and not os.environ.get("AIRFLOWDSL_HISTORY")
 
 
 def new_run_id() -> str:
@@ -127,14 +136,25 @@ class History:
         self._inode = os.stat(self.path).st_ino
 
     @classmethod
-    def for_root(cls, root: str) -> History:
+    def for_root(cls, root: str, options: Any = ()) -> History | RunRecords:
+        """The history of store ``root``: SQLite for a plain local root (or
+        ``$AIRFLOWDSL_HISTORY``), else the run records in the store (``options``: the
+        store's, ``ArtifactStore.options``)."""
+        if in_store(root):
+            from airflowdsl.runtime import fsutil
+
+            fs, base = fsutil.resolve(root, options or fsutil.store_options(root))
+            return RunRecords(fs, base, git_commit=git_commit)
         return cls(history_path(root))
 
     @classmethod
-    def shared(cls, root: str) -> History:
+    def shared(cls, root: str, options: Any = ()) -> History | RunRecords:
         """This process's open connection to ``root``'s history (closing one per run cost
         ~3 ms, measured in a 50-step chain, plus the open); reopened when the file was
-        deleted or replaced, or in a forked child. Do not close it."""
+        deleted or replaced, or in a forked child. Do not close it. (Run records in the
+        store for a URI root: ``for_root``.)"""
+        if in_store(root):
+            return cls.for_root(root, options)
         path = history_path(root)
         key = (str(path), os.getpid())
         h = _SHARED.get(key)

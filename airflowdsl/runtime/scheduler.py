@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflowdsl.air.progress import StepContext
 from airflowdsl.errors import StalledError
@@ -23,6 +23,9 @@ from airflowdsl.runtime.raycluster import RayCluster
 from airflowdsl.runtime.resources import Request
 from airflowdsl.runtime.tasks import Payload, StepFailed, Stored, dump_payload, pickle_fn
 from airflowdsl.runtime.watchdog import Stall
+
+if TYPE_CHECKING:
+    from airflowdsl.runtime.store import ArtifactStore
 
 Event = Callable[[str, str, dict[str, Any]], None]
 Admit = Callable[[str, list[str]], bool]
@@ -88,7 +91,7 @@ def _args(plan: StepPlan, plans: dict[str, StepPlan], refs: dict[str, list[Any]]
 
 
 def _submit(name: str, plans: dict[str, StepPlan], refs: dict[str, list[Any]],
-            store: str | None, info: dict[str, Any], fns: dict[int, bytes],
+            store: ArtifactStore | str | None, info: dict[str, Any], fns: dict[int, bytes],
             gate: str | None, slots: Any, cluster: RayCluster,
             context: StepContext | None) -> Any:
     plan = plans[name]
@@ -140,7 +143,7 @@ def _pick(todo: list[str], plans: dict[str, StepPlan], deps: dict[str, list[str]
     return None, None
 
 
-def run(plans: dict[str, StepPlan], *, store: str | None, info: dict[str, Any], emit: Event,
+def run(plans: dict[str, StepPlan], *, store: ArtifactStore | str | None, info: dict[str, Any], emit: Event,
         cluster: RayCluster, control: Control | None = None,
         contexts: dict[str, StepContext] | None = None) -> dict[str, list[Any]]:
     """Submit the steps that must run (topological order; bounds from ``cluster.bounds``;
@@ -263,7 +266,7 @@ _BOOK = ("key", "data", "created", "checksum", "outputs", "size")
 
 
 def await_commits(beside: dict[str, tuple[str, int, Any]], run_id: str, emit: Event,
-                  store: str | None, refs: dict[str, list[Any]], *,
+                  store: ArtifactStore | str | None, refs: dict[str, list[Any]], *,
                   limit_s: float = COMMIT_TIMEOUT_S) -> None:
     """Wait until the manifest of every step in ``beside`` (``name -> (node, pid,
     manifest)``: its write commits beside the consumers, ``tasks``) is in the store: a
@@ -279,7 +282,7 @@ def await_commits(beside: dict[str, tuple[str, int, Any]], run_id: str, emit: Ev
     from airflowdsl.runtime.store import ArtifactStore
     from airflowdsl.runtime.tasks import COMMITS
 
-    st = ArtifactStore(store)
+    st = ArtifactStore.of(store)
     here = ray.get_runtime_context().get_node_id()
     deadline, pause = time.monotonic() + limit_s, 0.002
     waiting = dict(beside)

@@ -25,7 +25,13 @@ import types
 from typing import TYPE_CHECKING, Any
 
 from airflowdsl.errors import CorruptArtifact
-from airflowdsl.runtime.fsutil import copy_dir_from_local, digest_buffers, read_bytes, write_bytes
+from airflowdsl.runtime.fsutil import (
+    copy_dir_from_local,
+    digest_buffers,
+    is_local,
+    read_bytes,
+    write_bytes,
+)
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
@@ -81,7 +87,8 @@ def format_of(value: Any) -> str:
 def write(value: Any, fs: pafs.FileSystem, path: str) -> Meta:
     """Write ``value`` under directory ``path``; return the metadata ``read`` needs."""
     fmt = format_of(value)
-    fs.create_dir(path, recursive=True)
+    if is_local(fs):  # object stores have no directories: writing a key is enough
+        fs.create_dir(path, recursive=True)
     meta: Meta = {"format": fmt, "type": f"{type(value).__module__}.{type(value).__qualname__}"}
     if fmt == "dataset":
         _write_dataset(value, fs, path)

@@ -29,10 +29,10 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflowdsl.errors import CorruptArtifact
+from airflowdsl.errors import CorruptArtifact, StoreError
 from airflowdsl.runtime import fsutil, serializers
 from airflowdsl.runtime.manifests import (
     KEY,
@@ -50,29 +50,63 @@ DEFAULT_ROOT = ".airflowdsl"
 
 
 def default_root(store: str | os.PathLike[str] | None = None) -> str:
-    """``store`` if given, else ``$AIRFLOWDSL_HOME``, else ``./.airflowdsl``."""
-    root = os.fspath(store) if store is not None else os.environ.get("AIRFLOWDSL_HOME", DEFAULT_ROOT)
+    """``store`` if given, else ``$AIRFLOWDSL_STORE``, else ``$AIRFLOWDSL_HOME``, else
+    ``./.airflowdsl``: a local path or a URI (``s3://bucket/prefix``, ``gs://``, ``file://``)."""
+    root = os.fspath(store) if store is not None else (
+        os.environ.get("AIRFLOWDSL_STORE") or os.environ.get("AIRFLOWDSL_HOME", DEFAULT_ROOT))
     return root if "://" in root else os.path.abspath(os.path.expanduser(root))
 
 
 @dataclass(frozen=True)
 class ArtifactStore:
-    """Artifacts of one store root. Cheap to create and to pickle into tasks."""
+    """Artifacts of one store root. Cheap to create and to pickle into tasks.
+
+    ``options``: what a task needs to open the root as the driver did (``s3://``: the
+    endpoint, region and static credentials of the driver's environment,
+    ``fsutil.store_options``); filled by ``open``, carried by the object (not shown by
+    ``repr``), so pass the store object, not its root, to tasks."""
 
     root: str
+    options: fsutil.Options = field(default=(), repr=False)
 
     @classmethod
     def open(cls, store: str | os.PathLike[str] | None = None) -> ArtifactStore:
-        return cls(default_root(store))
+        """The store ``store`` names (``default_root``), with this process's options."""
+        root = default_root(store)
+        return cls(root, fsutil.store_options(root))
+
+    @classmethod
+    def of(cls, store: str | os.PathLike[str] | ArtifactStore) -> ArtifactStore:
+        """``store`` itself when it is a store object, else ``open(store)``."""
+        return store if isinstance(store, ArtifactStore) else cls.open(store)
 
     @property
     def fs(self) -> pafs.FileSystem:
-        return fsutil.resolve(self.root)[0]
+        return fsutil.resolve(self.root, self.options)[0]
 
     @property
     def base(self) -> str:
         local = fsutil.local_path(self.root)
-        return local if local is not None else fsutil.resolve(self.root)[1]
+        return local if local is not None else fsutil.resolve(self.root, self.options)[1]
+
+    @property
+    def is_remote(self) -> bool:
+        """An object store or another non-local filesystem (``s3://``, ``gs://``, ...)."""
+        return not self.is_local
+
+    def check_cluster(self, nodes: int) -> None:
+        """Refuse a local-disk root when Ray has more than one node: tasks on other nodes
+        would write to and read from their own disks. A ``file://`` URI or
+        ``AIRFLOWDSL_STORE_SHARED=1`` says the path is a mount every node shares."""
+        if (nodes <= 1 or fsutil.local_path(self.root) is None
+                or os.environ.get("AIRFLOWDSL_STORE_SHARED") == "1"):
+            return
+        raise StoreError(
+            f"the artifact store {self.root} is a local directory, but Ray has {nodes} nodes:"
+            " steps on other nodes would write to their own disks. Use an object store"
+            " (--store s3://bucket/prefix, gs://..., AIRFLOWDSL_STORE), or, if this path is"
+            f" a mount every node shares, say so with --store file://{self.root} or"
+            " AIRFLOWDSL_STORE_SHARED=1")
 
     @property
     def is_local(self) -> bool:
@@ -152,16 +186,25 @@ class ArtifactStore:
         fs = self._os_fs
         if (problem := manifest_problem(manifest, manifest.get("key"))) is not None:
             return f"manifest rejected: {problem}"
-        for i, out in enumerate(manifest["outputs"]):
-            path = self._out_path(manifest, i)
-            if fsutil.list_files(fs, path) != {k: v[0] for k, v in out["files"].items()}:
-                return f"output {i}: files missing or resized"
-            if self.is_local and (escaped := escapes(path, out["files"])):
-                return f"output {i}: {escaped} resolves outside the store"
-            if deep:
-                for rel, (_size, sha) in out["files"].items():
-                    if fsutil.file_digest(fs, f"{path}/{rel}", checksum_of(manifest)) != sha:
-                        return f"output {i}: checksum mismatch in {rel}"
+        for i in range(len(manifest["outputs"])):
+            if problem := self.verify_output(manifest, i, deep=deep, fs=fs):
+                return problem
+        return None
+
+    def verify_output(self, manifest: Manifest, i: int, *, deep: bool = True,
+                      fs: pafs.FileSystem | None = None) -> str | None:
+        """``verify`` of output ``i`` only (the manifest is assumed valid)."""
+        fs = fs if fs is not None else self._os_fs
+        out = manifest["outputs"][i]
+        path = self._out_path(manifest, i)
+        if fsutil.list_files(fs, path) != {k: v[0] for k, v in out["files"].items()}:
+            return f"output {i}: files missing or resized"
+        if self.is_local and (escaped := escapes(path, out["files"])):
+            return f"output {i}: {escaped} resolves outside the store"
+        if deep:
+            for rel, (_size, sha) in out["files"].items():
+                if fsutil.file_digest(fs, f"{path}/{rel}", checksum_of(manifest)) != sha:
+                    return f"output {i}: checksum mismatch in {rel}"
         return None
 
     def load(self, manifest: Manifest, index: int = 0, *, verify: bool = True) -> Any:
@@ -172,9 +215,15 @@ class ArtifactStore:
         Dataset's Parquet files are read later, by Ray)."""
         if (problem := manifest_problem(manifest, manifest.get("key"))) is not None:
             raise CorruptArtifact(f"artifact manifest rejected: {problem}")
+        out = manifest["outputs"][index]
         if verify and (problem := self.verify(manifest)):
             raise CorruptArtifact(f"artifact {manifest['key']}: {problem}")
-        out = manifest["outputs"][index]
+        if (not verify and out["format"] == "dataset" and self.is_remote
+                and (problem := self.verify_output(manifest, index))):
+            # Ray reads a Dataset lazily, so serializers.read checks nothing of it: on a
+            # remote store the loading process checks its files (other nodes, other files
+            # than the driver's planner checked)
+            raise CorruptArtifact(f"artifact {manifest['key']}: {problem}")
         path = self._out_path(manifest, index)
         if self.is_local and (escaped := escapes(path, out["files"])):
             raise CorruptArtifact(f"artifact {manifest['key']}: {escaped} resolves outside the store")
@@ -250,9 +299,8 @@ class PendingWrite:
             if local:
                 fsutil.write_local_files(path, bufs)
             else:
-                fs.create_dir(path, recursive=True)
-                for rel, parts in bufs.items():
-                    fsutil.write_bytes(fs, f"{path}/{rel}", b"".join(parts))
+                for rel, parts in bufs.items():  # object stores: no directories
+                    fsutil.write_bytes(fs, f"{path}/{rel}", list(parts))
         self.files = []
         entry = self.store.entry(self.manifest["key"])
         fsutil.atomic_write(fs, f"{entry}/manifest.json", json.dumps(self.manifest).encode())

@@ -46,7 +46,7 @@ class Payload:
     args: tuple[tuple[str, str, Any], ...]  # (param, "ref" | "refs" | "stored", n / Stored)
     multi_output: bool
     n_outputs: int
-    store: str | None  # None: persistence off
+    store: ArtifactStore | str | None  # None: persistence off
     key: str
     info: dict[str, Any]
     context: StepContext | None = None  # run/step, log file, resource-wait limit
@@ -103,7 +103,7 @@ def _unpickle_fn(blob: bytes) -> Any:
 
 def _gather(p: Payload, values: tuple[Any, ...]) -> dict[str, Any]:
     kwargs = dict(p.params)
-    store = ArtifactStore(p.store) if p.store else None
+    store = ArtifactStore.of(p.store) if p.store else None
     pos = 0
     for param, how, extra in p.args:
         if how == "ref":
@@ -189,7 +189,7 @@ def _run_step(p: Payload, values: tuple[Any, ...], claim: cutoff.Claim) -> tuple
     manifest, beside = None, False
     try:
         if p.store:
-            store = ArtifactStore(p.store)
+            store = ArtifactStore.of(p.store)
             pending = store.prepare(claim.digest, outputs, **p.info, **claim.manifest_info(),
                                     metrics=metrics)
             manifest = pending.manifest  # checksums and content hashes known: not written yet
