@@ -9,7 +9,9 @@ Contract (docs/ARCHITECTURE.md): node key = unique step name; node attrs ``spec`
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,6 +162,14 @@ class CompiledPipeline:
                 own failure does not raise: the ``Run`` is ``failed`` (see
                 ``Run.raise_for_status``).
         """
+        if "airflowdsl.runtime.executor" not in sys.modules:
+            paused = gc.isenabled()
+            gc.disable()  # a first import allocates much: no full collection meanwhile
+            try:
+                import airflowdsl.runtime.executor  # noqa: F401
+            finally:
+                if paused:
+                    gc.enable()
         from airflowdsl.runtime.executor import execute
 
         return execute(self, **kwargs)

@@ -24,6 +24,7 @@ those steps.
 from __future__ import annotations
 
 import ast
+import copy
 import functools
 import hashlib
 import inspect
@@ -83,15 +84,72 @@ def _code_bytes(code: types.CodeType) -> bytes:
 
 
 def _source_digest(fn: types.FunctionType) -> str:
+    fast = _def_digest(fn)
+    if fast is not None:
+        return fast
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
     except (OSError, TypeError, SyntaxError, IndentationError):
         return digest(_code_bytes(fn.__code__))
+    return _tree_digest(tree)
+
+
+def _tree_digest(tree: ast.Module) -> str:
     for node in tree.body[:1]:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             node.decorator_list = []
     tree = _Normalize().visit(tree)
     return hashlib.sha256(ast.dump(tree, annotate_fields=False).encode()).hexdigest()[:32]
+
+
+def _def_digest(fn: types.FunctionType) -> str | None:
+    """``_source_digest`` of a ``def`` from its file's syntax tree, parsed once per file
+    content (what ``inspect.getsource`` reads, without its tokenizer: the same digest).
+    None for anything else (lambdas, no file, a file that does not hold it)."""
+    fn = inspect.unwrap(fn)  # as ``inspect.getsource`` does
+    code = getattr(fn, "__code__", None)
+    if not isinstance(code, types.CodeType):
+        return None
+    path = code.co_filename
+    if not path or path.startswith("<") or code.co_name == "<lambda>":
+        return None
+    try:
+        with open(path, "rb") as fh:
+            source = fh.read()
+    except OSError:
+        return None
+    defs = _file_defs(path, source)
+    return defs.digest((code.co_firstlineno, code.co_name)) if defs is not None else None
+
+
+class _FileDefs:
+    """Every ``def`` of one file content by (first line, decorators included; name)."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        self.nodes: dict[tuple[int, str], ast.FunctionDef | ast.AsyncFunctionDef] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                self.nodes[(first, node.name)] = node
+        self.digests: dict[tuple[int, str], str] = {}
+
+    def digest(self, key: tuple[int, str]) -> str | None:
+        if key not in self.digests:
+            node = self.nodes.get(key)
+            if node is None:
+                return None
+            self.digests[key] = _tree_digest(ast.Module(body=[copy.deepcopy(node)],
+                                                        type_ignores=[]))
+        return self.digests[key]
+
+
+@functools.lru_cache(maxsize=64)
+def _file_defs(path: str, source: bytes) -> _FileDefs | None:
+    """Keyed by the file's whole content (never by its modification time)."""
+    try:
+        return _FileDefs(ast.parse(source, path))
+    except (SyntaxError, ValueError):
+        return None
 
 
 def _qualname(obj: Any) -> str:

@@ -21,6 +21,7 @@ the key from the upstream's summary and serves the stored result when there is o
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -98,13 +99,19 @@ def make_plan(compiled: CompiledGraph, store: ArtifactStore, *, force: bool = Fa
         forced |= {from_step} | nx.descendants(graph, from_step)
     prints: dict[int, Fingerprint] = {}
     broken: dict[str, str] = {}
-    while True:
-        plans = _plan(compiled, store, selected, forced, broken, prints, force=force,
-                      from_step=from_step, persist=persist)
-        found = _verify_needed(compiled, plans, store)
-        if not found:
-            return plans
-        broken.update(found)  # corrupt: recompute; its consumers' inputs become pending
+    enabled = gc.isenabled()
+    gc.disable()  # fingerprints and keys allocate many small objects: no full collection
+    try:
+        while True:
+            plans = _plan(compiled, store, selected, forced, broken, prints, force=force,
+                          from_step=from_step, persist=persist)
+            found = _verify_needed(compiled, plans, store)
+            if not found:
+                return plans
+            broken.update(found)  # corrupt: recompute; its consumers' inputs become pending
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _plan(compiled: CompiledGraph, store: ArtifactStore, selected: set[str], forced: set[str],
@@ -165,9 +172,7 @@ def _lookup(plan: StepPlan, store: ArtifactStore) -> None:
 
 def _verify_needed(compiled: CompiledGraph, plans: dict[str, StepPlan], store: ArtifactStore
                    ) -> dict[str, str]:
-    """Checksum cached artifacts that will be read; recompute corrupt ones (returned).
-    On a remote store only their file lists and sizes are checked here (checksums would
-    download every input to the driver): the task that loads one checksums it."""
+    """Checksum cached artifacts that will be read; recompute corrupt ones (returned)."""
     outs = output_nodes(compiled.outputs)
     graph = compiled.graph
     found: dict[str, str] = {}
@@ -177,7 +182,7 @@ def _verify_needed(compiled: CompiledGraph, plans: dict[str, StepPlan], store: A
             continue
         consumers = [plans[c] for c in graph.successors(name)]
         if name in outs or any(c.action == "run" for c in consumers):
-            if problem := store.verify(plan.manifest, deep=not store.is_remote):
+            if problem := store.verify(plan.manifest, deep=True):
                 warn_corrupt(plan.key.digest, problem)
                 plan.action, plan.manifest = "run", None
                 plan.reason = found[name] = f"stored artifact corrupt ({problem})"

@@ -110,3 +110,56 @@ def test_canonical_params() -> None:
     df = pd.DataFrame({"x": [1, 2]})
     assert h(df) == h(df.copy()) != h(pd.DataFrame({"x": [1, 3]}))
     assert h(Path("a/b")) == h(Path("a/b"))
+
+
+def test_def_digest_from_the_file_tree_equals_the_getsource_digest(tmp_path: Path) -> None:
+    """The fast path (the file's syntax tree, parsed once per content) gives the digest
+    ``inspect.getsource`` gives, for decorated, nested, async functions and methods; a
+    lambda and code without a file take the old path; an edit on disk is seen."""
+    import ast
+    import inspect
+
+    from airflowdsl.runtime import fingerprint as fpm
+
+    def via_getsource(fn: object) -> str:
+        return fpm._tree_digest(ast.parse(textwrap.dedent(inspect.getsource(fn))))  # type: ignore[arg-type]
+
+    name = uniq("defs")
+    mod = load(tmp_path, name, '''
+        import functools
+
+        def plain(x):
+            return x + 1
+
+        @functools.lru_cache
+        @functools.wraps(plain)
+        def decorated(x):
+            """doc"""
+            return x * 2
+
+        def outer(n):
+            def inner(y):
+                return y - n
+            return inner
+
+        class K:
+            @staticmethod
+            def method(z):
+                return [z] * 3
+
+        async def coro():
+            return 1
+
+        lam = lambda v: v + 3  # noqa: E731
+    ''')
+    fns = [mod.plain, inspect.unwrap(mod.decorated), mod.outer, mod.outer(1), mod.K.method, mod.coro]
+    for fn in fns:
+        assert fpm._def_digest(fn) == via_getsource(fn), fn
+    assert fpm._def_digest(mod.lam) is None
+    ns: dict[str, object] = {}
+    exec("def nofile(x):\n    return x\n", ns)
+    assert fpm._def_digest(ns["nofile"]) is None  # type: ignore[arg-type]
+    before = fpm._def_digest(mod.plain)
+    path = tmp_path / f"{name}.py"
+    path.write_text(path.read_text().replace("return x + 1", "return x + 100"))
+    assert fpm._def_digest(mod.plain) not in (None, before)  # the file's content, not its mtime
