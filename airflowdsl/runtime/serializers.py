@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import io
 import json
@@ -22,6 +23,7 @@ import shutil
 import sys
 import tempfile
 import types
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from airflowdsl.errors import CorruptArtifact
@@ -93,8 +95,7 @@ def write(value: Any, fs: pafs.FileSystem, path: str) -> Meta:
     if fmt == "dataset":
         _write_dataset(value, fs, path)
     elif fmt == "checkpoint":
-        with tempfile.TemporaryDirectory() as tmp:
-            local = value.to_directory(tmp + "/ckpt")
+        with _checkpoint_dir(value) as local:
             copy_dir_from_local(str(local), fs, path)
     elif fmt == "pandas":
         import pyarrow as pa
@@ -115,6 +116,19 @@ def write(value: Any, fs: pafs.FileSystem, path: str) -> Meta:
 
         write_bytes(fs, f"{path}/value.pkl", cloudpickle.dumps(value))
     return meta
+
+
+@contextlib.contextmanager
+def _checkpoint_dir(ckpt: Any) -> Iterator[str]:
+    """The checkpoint as a local directory: AIR's ``as_directory()`` where there is one (no
+    copy for a checkpoint that is a local directory), else ``to_directory`` into a
+    temp folder removed afterwards."""
+    if callable(getattr(ckpt, "as_directory", None)):
+        with ckpt.as_directory() as local:
+            yield str(local)
+        return
+    with tempfile.TemporaryDirectory(prefix="airflowdsl-upload-") as tmp:
+        yield str(ckpt.to_directory(tmp + "/ckpt"))
 
 
 def encode(value: Any) -> tuple[Meta, dict[str, list[Any]]] | None:
@@ -198,6 +212,8 @@ def read(fs: pafs.FileSystem, path: str, meta: Meta, files: list[str] | None = N
     if fmt == "checkpoint":
         cls = artifact_class(meta["type"])
         local = tempfile.mkdtemp(prefix="airflowdsl-ckpt-", dir=_private_root())
+        if _SCOPES:
+            _SCOPES[-1].made.append(local)
         for rel, (size, sha) in expected.items():
             target = os.path.join(local, *rel.split("/"))
             os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -239,6 +255,39 @@ def _checked(fs: pafs.FileSystem, full: str, rel: str, size: int, sha: str,
 
 
 _PRIVATE: list[str] = []
+
+
+class PrivateCopies:
+    """The private checkpoint copies loads made inside ``private_copies()``."""
+
+    def __init__(self) -> None:
+        self.made: list[str] = []
+        self.kept: set[str] = set()
+
+    def keep(self, values: Any) -> None:
+        """Keep the copies that ``values`` (a step's outputs) are: they go downstream."""
+        for v in values if isinstance(values, (tuple, list)) else (values,):
+            if isinstance(getattr(v, "path", None), str):
+                self.kept.add(os.path.abspath(v.path))
+
+
+_SCOPES: list[PrivateCopies] = []
+
+
+@contextlib.contextmanager
+def private_copies() -> Iterator[PrivateCopies]:
+    """Remove the private checkpoint copies loads make inside the block when it ends
+    (a step's task: its inputs' copies go when the step is done), except those marked
+    with ``.keep`` (outputs handed downstream: removed at process exit)."""
+    scope = PrivateCopies()
+    _SCOPES.append(scope)
+    try:
+        yield scope
+    finally:
+        _SCOPES.remove(scope)
+        for path in scope.made:
+            if os.path.abspath(path) not in scope.kept:
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def _private_root() -> str:

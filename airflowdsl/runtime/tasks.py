@@ -24,6 +24,7 @@ from airflowdsl.air import progress
 from airflowdsl.air.progress import StepContext
 from airflowdsl.errors import StepFailed
 from airflowdsl.runtime import cutoff, serializers, summaries
+from airflowdsl.runtime.runlog import upload_logs
 from airflowdsl.runtime.store import ArtifactStore, Manifest
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -170,10 +171,19 @@ def step_context(ctx: StepContext | None) -> Iterator[None]:
 
 def run_step(blob: bytes, *values: Any) -> tuple[Any, ...]:
     p: Payload = pickle.loads(blob)
-    with step_context(p.context), cutoff.claim(p, values) as claim:
-        if claim.hit is not None:  # stored meanwhile, or an upstream re-ran identically
-            return claim.served()
-        return _run_step(p, values, claim)
+    try:  # checkpoint copies loaded for the step are removed when it ends (not its outputs)
+        with step_context(p.context), serializers.private_copies() as copies, \
+                cutoff.claim(p, values) as claim:
+            if claim.hit is not None:  # stored meanwhile, or an upstream re-ran identically
+                out = claim.served()
+            else:
+                out = _run_step(p, values, claim)
+            copies.keep(out)
+        return out
+    finally:
+        if p.context is not None and p.context.log_path and p.store and \
+                (st := ArtifactStore.of(p.store)).is_remote:  # a spooled log: into the store
+            upload_logs(st, p.context.run_id, [p.context.log_path])
 
 
 def _run_step(p: Payload, values: tuple[Any, ...], claim: cutoff.Claim) -> tuple[Any, ...]:

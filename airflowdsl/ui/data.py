@@ -20,9 +20,10 @@ from typing import Any
 
 from airflowdsl.errors import LoadError
 from airflowdsl.runtime.explain import diff_components, library_changes
-from airflowdsl.runtime.history import History, history_path
+from airflowdsl.runtime.history import History, history_path, in_store
 from airflowdsl.runtime.rungraph import read_run_graph
 from airflowdsl.runtime.runlog import run_log_dir
+from airflowdsl.runtime.runrecords import RunRecords
 from airflowdsl.runtime.store import ArtifactStore, default_root
 
 STATUSES = ("succeeded", "cached", "failed", "cancelled", "skipped", "running", "pending")
@@ -85,7 +86,7 @@ class StoreView:
     started before the first run shows runs once there are some)."""
 
     root: str
-    _history: History | None = None
+    _history: History | RunRecords | None = None
 
     @classmethod
     def open(cls, store: str | None) -> StoreView:
@@ -100,15 +101,18 @@ class StoreView:
         folder = root.removeprefix("file://")
         if local and not os.path.isdir(folder):
             raise LoadError(f"no store at {folder} (run a pipeline first, or pass --store)")
-        if not local and not history_path(root).is_file():
+        if not local and not in_store(root) and not history_path(root).is_file():
             raise LoadError(f"no run history for {root} on this machine "
                             f"(expected {history_path(root)})")
         return cls(root)
 
     @property
-    def history(self) -> History | None:
+    def history(self) -> History | RunRecords | None:
         """The history, read-only; None until a run has created it (a file whose tables
-        are not committed yet counts as none: the first run is creating it)."""
+        are not committed yet counts as none: the first run is creating it). A URI
+        store's run records are read from the store (``runtime.runrecords``)."""
+        if self._history is None and in_store(self.root):
+            self._history = History.for_root(self.root)
         if self._history is None:
             try:
                 h = History(history_path(self.root), readonly=True)

@@ -352,15 +352,18 @@ def test_history_read_accessors(tmp_path: Path) -> None:
     assert h.previous_components("p", "a", 100.0) is None
 
 
-def test_uri_store_without_history_is_a_clear_error(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflowdsl.errors import LoadError
+def test_uri_store_runs_are_read_from_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflowdsl.runtime.history import History
     from airflowdsl.ui.data import StoreView
+    from tests.moto_s3 import moto_s3
 
-    monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("AIRFLOWDSL_HISTORY", raising=False)
-    with pytest.raises(LoadError, match="no run history for s3://bucket/store"):
-        StoreView.open("s3://bucket/store")
+    with moto_s3() as s3:
+        History.for_root(s3.uri("store")).start_run("20260101-000000-abcdef", "p", {},
+                                                    s3.uri("store"), 1.0)
+        view = StoreView.open(s3.uri("store"))  # no SQLite file on this machine needed
+        assert view.history is not None
+        assert [r["id"] for r in view.history.runs()] == ["20260101-000000-abcdef"]
 
 
 def test_a_failing_page_is_a_500_page(demo_store: tuple[Path, dict[str, str]],

@@ -139,3 +139,32 @@ def test_run_records_live_in_the_store_and_read_like_sqlite(s3: S3Server, tmp_pa
         assert h.last_components("pipe", "fit") == {"code": "c2"}
         assert h.previous_components("pipe", "fit", 5.0) == {"code": "c1"}
     assert History.shared(s3.uri("hist")).run("20260101-000001-bbbbbb") is not None
+
+
+def test_checkpoint_copies_loaded_in_a_scope_are_removed_but_kept_outputs_stay(
+        tmp_path: Path) -> None:
+    from airflowdsl.runtime import serializers
+
+    st = ArtifactStore.open(tmp_path / "store")
+    m = st.write(KEY, [af.Checkpoint.from_dict({"w": 1}), af.Checkpoint.from_dict({"w": 2})])
+    with serializers.private_copies() as copies:
+        used, passed_on = st.load(m, 0), st.load(m, 1)
+        assert used.to_dict() == {"w": 1}
+        copies.keep((passed_on,))
+    assert not Path(used.path).exists()
+    assert passed_on.to_dict() == {"w": 2}  # handed downstream: removed at process exit
+    assert Path(st.load(m, 0).path).is_dir()  # outside a scope: as before
+
+
+def test_spooled_logs_move_into_the_store(s3: S3Server) -> None:
+    from airflowdsl.runtime.runlog import read_logs, spool_dir, upload_logs
+
+    st = ArtifactStore.open(s3.uri("logs"))
+    folder = Path(spool_dir("20260101-000000-cccccc"))
+    folder.mkdir(parents=True)
+    (folder / "fit.log").write_text("epoch 1\n")
+    (folder / "ray.log").write_text("")
+    upload_logs(st, "20260101-000000-cccccc", [str(folder / "fit.log"), str(folder / "ray.log")])
+    assert not folder.exists()  # nothing left on the node
+    assert read_logs(st, "20260101-000000-cccccc") == {"fit.log": "epoch 1\n", "ray.log": ""}
+    upload_logs(st, "20260101-000000-cccccc", [str(folder / "gone.log")])  # never raises
