@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from airflowdsl.runtime.canonical import canonical, digest
@@ -38,7 +39,7 @@ class KeyPart:
     detail: Mapping[str, str]
     notes: Mapping[str, str] = field(default_factory=dict)
 
-    @property
+    @cached_property  # parts are not changed once made (``resolve`` makes new ones)
     def digest(self) -> str:
         return digest("\n".join(f"{k}={v}" for k, v in sorted(self.detail.items())).encode())
 
@@ -47,7 +48,7 @@ class KeyPart:
 class CacheKey:
     parts: tuple[KeyPart, ...]
 
-    @property
+    @cached_property  # computed once; travels with the key (pickled in its ``__dict__``)
     def digest(self) -> str:
         return digest("\n".join(f"{p.name}:{p.digest}" for p in self.parts).encode(), 40)
 

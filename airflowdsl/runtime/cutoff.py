@@ -22,7 +22,7 @@ from typing import Any
 
 from airflowdsl.air import progress
 from airflowdsl.errors import CorruptArtifact
-from airflowdsl.runtime import summaries
+from airflowdsl.runtime import fsutil, summaries
 from airflowdsl.runtime.cache import CacheKey
 from airflowdsl.runtime.lease import Lease
 from airflowdsl.runtime.manifests import Manifest, output_content
@@ -57,6 +57,7 @@ class Claim:
     key: CacheKey | None = field(init=False, default=None)
     hit: tuple[tuple[Any, ...], Manifest] | None = None
     reason: str = ""
+    repair: bool = False  # the stored entry of this key failed verification: rewrite it
     _lease: Lease | None = None
 
     def __post_init__(self) -> None:
@@ -103,6 +104,7 @@ class Claim:
             except (CorruptArtifact, OSError) as exc:
                 warnings.warn(f"airflowdsl: artifact {digest[:12]} is corrupt ({exc}); "
                               "recomputing", stacklevel=2)
+                self.repair = True  # rewrite it, even with identical content (``same_stored``)
                 return self
             self.hit = (outputs, manifest)
             self.reason = self._why()
@@ -142,6 +144,30 @@ class Claim:
             out["expires_after"] = self.ctl.expires_after
         return out
 
+
+def same_stored(store: Any, manifest: Manifest) -> Manifest | None:
+    """The committed manifest of ``manifest``'s key when it already stores the same bytes
+    (content-addressed dedupe: a re-run step -- forced, ``cache=False``, a fan-out writing
+    one key many times -- need not write them again): a plain local root; the committed
+    manifest valid, with the same checksum algorithm, the same outputs (format, type, and
+    every file's name, size and checksum), the same pipeline and no expiry on either side
+    (``created`` then matters); its files there with those sizes. The bytes on disk are not
+    re-read here: every load checks what it parses against the manifest
+    (``serializers.read``), and a step recomputed because its entry failed that check
+    rewrites it (``Claim.repair``)."""
+    if manifest.get("expires_after") is not None or fsutil.local_path(store.root) is None:
+        return None
+    committed: Manifest | None = store.manifest(manifest["key"])
+    if (committed is None or committed.get("checksum") != manifest.get("checksum")
+            or committed.get("pipeline") != manifest.get("pipeline")
+            or committed.get("expires_after") is not None
+            or [(o["format"], o["type"], o["files"]) for o in committed["outputs"]]
+            != [(o["format"], o["type"], o["files"]) for o in manifest["outputs"]]):
+        return None
+    for path, out in zip(store.artifact_paths(committed), committed["outputs"], strict=True):
+        if fsutil.list_files(None, path) != {rel: f[0] for rel, f in out["files"].items()}:
+            return None
+    return committed
 
 
 def claim(p: Any, values: tuple[Any, ...]) -> Claim:

@@ -203,9 +203,14 @@ def _run_step(p: Payload, values: tuple[Any, ...], claim: cutoff.Claim) -> tuple
             pending = store.prepare(claim.digest, outputs, **p.info, **claim.manifest_info(),
                                     metrics=metrics)
             manifest = pending.manifest  # checksums and content hashes known: not written yet
-            beside = _commit_beside(pending, p, claim)
-            if not beside:
-                pending.commit()
+            stored = None if claim.repair or len(pending.files) != len(outputs) else \
+                cutoff.same_stored(store, manifest)  # in-memory formats: nothing written yet
+            if stored is not None:  # these very bytes are committed under this key
+                manifest = stored
+            else:
+                beside = _commit_beside(pending, p, claim)
+                if not beside:
+                    pending.commit()
             outputs = tuple(store.load(manifest, i, verify=False) if serializers.from_store(v)
                             else v for i, v in enumerate(outputs))
         else:
