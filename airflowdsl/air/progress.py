@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from airflowdsl.air import raydata
+
 #: Ray internal-KV namespace of progress records.
 NAMESPACE = "airflowdsl-progress"
 
@@ -48,10 +50,13 @@ _records: dict[str, list[dict[str, Any]]] = {}
 
 def bind(ctx: StepContext | None) -> StepContext | None:
     """Install ``ctx`` as this process's step context (forgetting any records of the
-    previous step); returns the previous context."""
+    previous step); returns the previous context. Binding a step also sizes Ray Data's
+    default block count to the cluster (``air.raydata``)."""
     global _current
     previous, _current = _current, ctx
     _records.clear()
+    if ctx is not None:
+        raydata.size_for_cluster()
     return previous
 
 
