@@ -308,14 +308,19 @@ class GBDTPredictor(Predictor):
         self.feature_columns = feature_columns
 
     @classmethod
-    def from_checkpoint(cls: type[P], checkpoint: Checkpoint, **kwargs: Any) -> P:
+    def from_checkpoint(cls: type[P], checkpoint: Checkpoint) -> P:
         ckpt = cls.checkpoint_cls.from_checkpoint(checkpoint)
-        return cls(ckpt.get_model(), feature_columns=ckpt.feature_columns(), **kwargs)
+        return cls(ckpt.get_model(), feature_columns=ckpt.feature_columns())
 
-    def _predict_pandas(self, data: pd.DataFrame, **kwargs: Any) -> pd.DataFrame:
-        cols = self.feature_columns
-        features = data[cols] if cols and set(cols) <= set(data.columns) else data
-        return predictions_frame(self._predict(numpy_backed(features), **kwargs))
+    def _predict_pandas(self, data: pd.DataFrame, feature_columns: list[str] | None = None,
+                        **predict_kwargs: Any) -> pd.DataFrame:
+        """``feature_columns``: the columns the booster sees (default: those it was
+        trained on, when the data has them); ``**predict_kwargs``: passed to the
+        booster's ``predict`` (checked against its signature)."""
+        cols = feature_columns or self.feature_columns
+        use = cols and (feature_columns or set(cols) <= set(data.columns))
+        features = data[cols] if use else data
+        return predictions_frame(self._predict(numpy_backed(features), **predict_kwargs))
 
     def _predict(self, features: pd.DataFrame, **kwargs: Any) -> np.ndarray:
         raise NotImplementedError

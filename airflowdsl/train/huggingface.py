@@ -139,18 +139,23 @@ class HuggingFacePredictor(Predictor):
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint, model_cls: Any = None, tokenizer: Any = None,
                         *, use_gpu: bool = False, **kwargs: Any) -> HuggingFacePredictor:
-        """``tokenizer``: an instance, a tokenizer class, or None (the checkpoint's own)."""
+        """``tokenizer``: an instance, a tokenizer class, or None (the checkpoint's own);
+        ``**kwargs`` go to the model class's ``from_pretrained``."""
         ckpt = HuggingFaceCheckpoint.from_checkpoint(checkpoint)
         if tokenizer is None or isinstance(tokenizer, type):
             tokenizer = ckpt.get_tokenizer(tokenizer)
         return cls(ckpt.get_model(model_cls, **kwargs), tokenizer, use_gpu=use_gpu)
 
-    def _predict_pandas(self, data: pd.DataFrame, text_column: str | None = None,
-                        max_length: int = 512, return_logits: bool = False,
-                        **kwargs: Any) -> pd.DataFrame:
+    def _predict_pandas(self, data: pd.DataFrame, feature_columns: list[str] | None = None,
+                        text_column: str | None = None, max_length: int = 512,
+                        return_logits: bool = False) -> pd.DataFrame:
+        """``text_column`` (or the first of AIR's ``feature_columns``; default: the first
+        column) holds the texts; ``max_length`` truncates the tokens; ``return_logits``
+        adds a ``logits`` column next to the argmax ``predictions``."""
         import torch
 
-        texts = data[text_column or data.columns[0]].astype(str).tolist()
+        column = text_column or (feature_columns[0] if feature_columns else data.columns[0])
+        texts = data[column].astype(str).tolist()
         enc = self.tokenizer(texts, padding=True, truncation=True, max_length=max_length,
                              return_tensors="pt").to(self.device)
         with torch.no_grad():

@@ -36,6 +36,7 @@ from airflowdsl.train._gbdt import (
     plan_rounds,
 )
 from airflowdsl.train.backend import Backend
+from airflowdsl.train.predictor import check_keywords
 from airflowdsl.train.trainer import TrainingFailedError
 from airflowdsl.train.worker_group import free_port
 
@@ -75,8 +76,24 @@ class LightGBMPredictor(GBDTPredictor):
 
     checkpoint_cls = LightGBMCheckpoint
 
-    def _predict(self, features: pd.DataFrame, **kwargs: Any) -> np.ndarray:
-        return np.asarray(self.model.predict(features, **kwargs))
+    def _predict_pandas(self, data: pd.DataFrame, feature_columns: list[str] | None = None,
+                        **predict_kwargs: Any) -> pd.DataFrame:
+        """As AIR: ``feature_columns`` the columns the booster sees (default: those it
+        was trained on); ``**predict_kwargs`` passed to ``lightgbm.Booster.predict``:
+        its named parameters (``raw_score``, ``num_iteration``...; any other name raises
+        ``TypeError`` rather than becoming an ignored LightGBM parameter)."""
+        return super()._predict_pandas(data, feature_columns, **predict_kwargs)
+
+    @classmethod
+    def check_predict(cls, kwargs: dict[str, Any]) -> None:
+        import lightgbm
+
+        check_keywords("LightGBMPredictor.predict", lightgbm.Booster.predict,
+                       {k: v for k, v in kwargs.items() if k != "feature_columns"}, skip=2,
+                       own=("feature_columns",), strict=True)
+
+    def _predict(self, features: pd.DataFrame, **predict_kwargs: Any) -> np.ndarray:
+        return np.asarray(self.model.predict(features, **predict_kwargs))
 
 
 def combine_metric(name: str, values: list[tuple[float, int]]) -> float:

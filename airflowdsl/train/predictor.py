@@ -32,9 +32,14 @@ class Predictor:
         if isinstance(own, classmethod) and not getattr(own.__func__, "_adds_preprocessor", False):
             cls.from_checkpoint = classmethod(  # type: ignore[method-assign,assignment]
                 _with_preprocessor(own.__func__))
+        impl = cls.__dict__.get("_predict_pandas")
+        if impl is not None and "predict" not in cls.__dict__:
+            cls.predict = _documented_predict(impl)  # type: ignore[method-assign]
 
     @classmethod
-    def from_checkpoint(cls: type[P], checkpoint: Checkpoint, **kwargs: Any) -> P:
+    def from_checkpoint(cls: type[P], checkpoint: Checkpoint) -> P:
+        """The predictor a checkpoint holds; subclasses add their own keywords (fixed,
+        documented: an unknown one raises ``TypeError``)."""
         raise NotImplementedError
 
     @classmethod
@@ -56,6 +61,14 @@ class Predictor:
                             f"{', '.join(f'{k}=...' for k in kwargs)}): {exc}; it takes "
                             f"{accepted}") from None
 
+    @classmethod
+    def check_predict(cls, kwargs: dict[str, Any]) -> None:
+        """Raise ``TypeError`` when ``predict(data, **kwargs)`` cannot take ``kwargs``,
+        naming the keywords it takes (``predict`` and BatchPredictor call this before
+        scoring). Subclasses that pass extra keywords on to a library may check those
+        too."""
+        check_keywords(f"{cls.__name__}.predict", cls._predict_pandas, kwargs, skip=2)
+
     def get_preprocessor(self) -> Any:
         """The fitted preprocessor applied before the model (None: none)."""
         return self.preprocessor
@@ -67,6 +80,7 @@ class Predictor:
         """Predictions for a batch, in the input's format (as AIR): a DataFrame with a
         ``predictions`` column for a DataFrame, an array for an array, a dict of arrays
         for a dict. The checkpoint's preprocessor is applied first."""
+        self.check_predict(kwargs)
         frame = self.preprocess(_to_frame(data))
         out = self.predict_frame(frame, **kwargs)
         if isinstance(data, np.ndarray):
@@ -89,8 +103,44 @@ class Predictor:
             out = pd.DataFrame({"predictions": list(np.asarray(out))})
         return out.reset_index(drop=True)
 
-    def _predict_pandas(self, data: pd.DataFrame, **kwargs: Any) -> pd.DataFrame | np.ndarray:
+    def _predict_pandas(self, data: pd.DataFrame) -> pd.DataFrame | np.ndarray:
+        """The model on a preprocessed batch; subclasses add their ``predict`` keywords
+        here (``predict`` shows this signature and checks keywords against it)."""
         raise NotImplementedError
+
+
+def check_keywords(name: str, fn: Any, kwargs: dict[str, Any], *, skip: int = 0,
+                   own: tuple[str, ...] = (), strict: bool = False) -> None:
+    """``TypeError`` naming the accepted keywords (``own`` first, then ``fn``'s) when
+    ``fn(<skip positionals>, **kwargs)`` cannot bind. A ``fn`` with ``**kwargs`` takes
+    any keyword unless ``strict`` (then only its named parameters)."""
+    if not kwargs:
+        return
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    params = list(sig.parameters.values())
+    if not strict and any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    named = [p.name for p in params[skip:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = sorted(set(kwargs) - set(named))
+    if unknown:
+        takes = [*own, *named]
+        raise TypeError(f"{name}() got unexpected keyword argument(s) {unknown}; "
+                        f"it takes {takes or 'no keyword arguments'}")
+
+
+def _documented_predict(impl: Any) -> Any:
+    """``Predictor.predict`` with the signature and doc of a subclass's ``_predict_pandas``
+    (what ``help()`` and ``inspect.signature`` show: the keywords it takes)."""
+    def predict(self: Predictor, data: Any, **kwargs: Any) -> Any:
+        return Predictor.predict(self, data, **kwargs)
+
+    predict.__signature__ = inspect.signature(impl)  # type: ignore[attr-defined]
+    predict.__doc__ = f"{inspect.getdoc(Predictor.predict)}\n\n{inspect.getdoc(impl) or ''}"
+    predict.__qualname__ = impl.__qualname__.replace("_predict_pandas", "predict")
+    return predict
 
 
 def _with_preprocessor(build: Any) -> Any:
@@ -126,4 +176,4 @@ def _to_array(out: pd.DataFrame) -> np.ndarray:
     return out.to_numpy()
 
 
-__all__ = ["Predictor"]
+__all__ = ["Predictor", "check_keywords"]

@@ -344,7 +344,7 @@ class RLPredictor(Predictor):
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint, *, module_id: str = DEFAULT_MODULE_ID,
-                        explore: bool = False, **kwargs: Any) -> RLPredictor:
+                        explore: bool = False) -> RLPredictor:
         module = RLCheckpoint.from_checkpoint(checkpoint).get_rl_module(module_id)
         return cls(module, explore=explore)
 
@@ -368,7 +368,8 @@ class RLPredictor(Predictor):
                 actions = (dist if self.explore else dist.to_deterministic()).sample()
         return np.asarray(actions.cpu().numpy())
 
-    def _predict_pandas(self, data: pd.DataFrame, **kwargs: Any) -> np.ndarray:
+    def _predict_pandas(self, data: pd.DataFrame) -> np.ndarray:
+        """Observations (columns side by side, or one column of arrays) to actions."""
         if data.shape[1] == 1 and isinstance(data.iloc[0, 0], (list, np.ndarray)):
             obs = np.stack([np.asarray(v) for v in data.iloc[:, 0]])
         else:

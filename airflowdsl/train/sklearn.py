@@ -20,7 +20,7 @@ import pandas as pd
 from airflowdsl.air import session as air_session
 from airflowdsl.air.checkpoint import Checkpoint, new_tempdir
 from airflowdsl.air.config import RunConfig, ScalingConfig
-from airflowdsl.train.predictor import Predictor
+from airflowdsl.train.predictor import Predictor, check_keywords
 from airflowdsl.train.trainer import DataParallelTrainer, accepted
 
 INSTALL_HINT = "scikit-learn is not installed: pip install 'airflowdsl[sklearn]'"
@@ -59,15 +59,26 @@ class SklearnPredictor(Predictor):
         self.estimator = estimator
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: Checkpoint, **kwargs: Any) -> SklearnPredictor:
+    def from_checkpoint(cls, checkpoint: Checkpoint) -> SklearnPredictor:
         return cls(SklearnCheckpoint.from_checkpoint(checkpoint).get_estimator())
 
-    def _predict_pandas(self, data: pd.DataFrame, method: str = "predict",
-                        **kwargs: Any) -> pd.DataFrame:
-        names = list(getattr(self.estimator, "feature_names_in_", []))
-        if names and set(names) <= set(data.columns):
+    def _predict_pandas(self, data: pd.DataFrame, feature_columns: list[str] | None = None,
+                        num_estimator_jobs: int | None = None, method: str = "predict",
+                        **predict_kwargs: Any) -> pd.DataFrame:
+        """As AIR: ``feature_columns`` the columns the estimator sees (default: those it
+        was fitted on, when known); ``num_estimator_jobs`` its ``n_jobs`` (when it has
+        one); ``method`` the estimator method (``"predict_proba"``...);
+        ``**predict_kwargs`` passed to that method (checked against its signature)."""
+        fn = getattr(self.estimator, method)
+        check_keywords(f"SklearnPredictor.predict (extra keywords go to "
+                       f"{type(self.estimator).__name__}.{method})", fn, predict_kwargs,
+                       skip=1, own=("feature_columns", "num_estimator_jobs", "method"))
+        if num_estimator_jobs is not None and "n_jobs" in self.estimator.get_params():
+            self.estimator.set_params(n_jobs=num_estimator_jobs)
+        names = feature_columns or list(getattr(self.estimator, "feature_names_in_", []))
+        if names and (feature_columns or set(names) <= set(data.columns)):
             data = data[names]  # drops the label and any kept columns
-        out = getattr(self.estimator, method)(data, **kwargs)
+        out = fn(data, **predict_kwargs)
         return pd.DataFrame({"predictions": list(out) if out.ndim > 1 else out})
 
 

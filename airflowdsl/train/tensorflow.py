@@ -152,11 +152,9 @@ class TensorflowPredictor(Predictor):
         super().check_from_checkpoint(kwargs)
         model_spec(kwargs.get("model"), kwargs.get("model_definition"))
 
-    def _predict_pandas(self, data: pd.DataFrame, dtype: Any = None, **kwargs: Any
-                        ) -> pd.DataFrame:
-        if kwargs:
-            raise TypeError(f"TensorflowPredictor.predict got unexpected keyword(s) "
-                            f"{sorted(kwargs)}; it takes dtype=")
+    def _predict_pandas(self, data: pd.DataFrame, dtype: Any = None) -> pd.DataFrame:
+        """``dtype``: the input's dtype (``tf.float32``, a numpy dtype, or AIR's dict of
+        one per column; default float32)."""
         if isinstance(dtype, dict):  # AIR: a dtype per column (one matrix: their common type)
             dtype = np.result_type(*(_numpy_dtype(d) for d in dtype.values()))
         np_dtype = _numpy_dtype(dtype if dtype is not None else "float32")

@@ -99,15 +99,21 @@ class TorchPredictor(Predictor):
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint, model: torch.nn.Module | None = None,
-                        *, use_gpu: bool = False, **kwargs: Any) -> TorchPredictor:
+                        *, use_gpu: bool = False) -> TorchPredictor:
+        """The checkpoint's model (``model``: a module to load a saved state dict into);
+        ``use_gpu`` scores on CUDA when there is one."""
         return cls(TorchCheckpoint.from_checkpoint(checkpoint).get_model(model), use_gpu=use_gpu)
 
-    def _predict_pandas(self, data: pd.DataFrame, dtype: Any = None,
-                        **kwargs: Any) -> pd.DataFrame:
+    def _predict_pandas(self, data: pd.DataFrame, dtype: Any = None) -> pd.DataFrame:
+        """``dtype``: the torch dtype of the input tensor (default ``torch.float32``)."""
+        import warnings
+
         import torch
 
-        with torch.no_grad():
-            inputs = torch.tensor(_features(data), dtype=dtype or torch.float32)
+        with torch.no_grad(), warnings.catch_warnings():
+            # a block read zero-copy from the object store is read-only; the model only reads it
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            inputs = torch.as_tensor(_features(data), dtype=dtype or torch.float32)
             out = self.model(inputs.to(self.device)).detach().cpu().numpy()
         if out.ndim == 2 and out.shape[1] == 1:
             out = out[:, 0]

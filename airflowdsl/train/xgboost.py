@@ -30,6 +30,7 @@ from airflowdsl.train._gbdt import (
     plan_rounds,
 )
 from airflowdsl.train.backend import Backend
+from airflowdsl.train.predictor import check_keywords
 
 if TYPE_CHECKING:
     from airflowdsl.air.config import ScalingConfig
@@ -61,10 +62,30 @@ class XGBoostPredictor(GBDTPredictor):
 
     checkpoint_cls = XGBoostCheckpoint
 
-    def _predict(self, features: pd.DataFrame, **kwargs: Any) -> np.ndarray:
+    def _predict_pandas(self, data: pd.DataFrame, feature_columns: list[str] | None = None,
+                        dmatrix_kwargs: dict[str, Any] | None = None,
+                        **predict_kwargs: Any) -> pd.DataFrame:
+        """As AIR: ``feature_columns`` the columns the booster sees (default: those it
+        was trained on); ``dmatrix_kwargs`` passed to ``xgboost.DMatrix``;
+        ``**predict_kwargs`` passed to ``Booster.predict`` (``output_margin``,
+        ``iteration_range``...; an unknown one raises ``TypeError``)."""
+        return super()._predict_pandas(data, feature_columns, dmatrix_kwargs=dmatrix_kwargs,
+                                       **predict_kwargs)
+
+    @classmethod
+    def check_predict(cls, kwargs: dict[str, Any]) -> None:
         import xgboost
 
-        return self.model.predict(xgboost.DMatrix(features), **kwargs)
+        own = ("feature_columns", "dmatrix_kwargs")
+        check_keywords("XGBoostPredictor.predict", xgboost.Booster.predict,
+                       {k: v for k, v in kwargs.items() if k not in own}, skip=2, own=own)
+
+    def _predict(self, features: pd.DataFrame, dmatrix_kwargs: dict[str, Any] | None = None,
+                 **predict_kwargs: Any) -> np.ndarray:
+        import xgboost
+
+        matrix = xgboost.DMatrix(features, **(dmatrix_kwargs or {}))
+        return np.asarray(self.model.predict(matrix, **predict_kwargs))
 
 
 class _XGBoostBackend(Backend):

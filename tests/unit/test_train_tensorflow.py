@@ -78,7 +78,7 @@ def test_predictor_model_definition_and_tf_dtype(trained: Any) -> None:
         assert np.allclose(out["predictions"], expected, atol=1e-6)
     as_array = predictor.predict(frame.to_numpy(), dtype=tf.float64)  # an array in: an array
     assert isinstance(as_array, np.ndarray) and np.allclose(as_array, expected, atol=1e-5)
-    with pytest.raises(TypeError, match="takes dtype="):
+    with pytest.raises(TypeError, match=r"takes \['dtype'\]"):
         predictor.predict(frame, dtypes=tf.float32)
     # AIR 2.2's constructor: a definition and weights
     built = TensorflowPredictor(model_definition=keras3_model, model_weights=model.get_weights())
