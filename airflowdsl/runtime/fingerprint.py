@@ -24,7 +24,6 @@ those steps.
 from __future__ import annotations
 
 import ast
-import copy
 import functools
 import hashlib
 import inspect
@@ -138,8 +137,13 @@ class _FileDefs:
             node = self.nodes.get(key)
             if node is None:
                 return None
-            self.digests[key] = _tree_digest(ast.Module(body=[copy.deepcopy(node)],
-                                                        type_ignores=[]))
+            # in place, no copy: removing docstrings is idempotent and every digest of this
+            # file removes them; the decorators are put back (an enclosing def keeps them)
+            decorators = node.decorator_list
+            try:
+                self.digests[key] = _tree_digest(ast.Module(body=[node], type_ignores=[]))
+            finally:
+                node.decorator_list = decorators
         return self.digests[key]
 
 

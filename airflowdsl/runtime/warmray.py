@@ -11,6 +11,12 @@
 and none has connected for ``idle_timeout`` seconds, on SIGTERM (``airflowdsl ray
 down``), or when the head exits: it terminates ``ray start --block`` (which stops the
 head's processes), kills what is left of its process group, and removes ``head.json``.
+
+Ray binds a worker process to the first job that leases it, and every run in a new
+process is a new job: without help each such run waits for a new worker (~1 s). The
+supervisor keeps a few *unassigned* idle workers that the next run's job leases at
+once, with numpy and the step task's modules already imported
+(``runtime.spareworkers``; ``AIRFLOWDSL_RAY_SPARE_WORKERS=0`` turns it off).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from airflowdsl.fileio import atomic_write_bytes
+from airflowdsl.runtime import spareworkers
 
 #: Default idle timeout of a warm head (seconds without a connected run).
 IDLE_TIMEOUT_S = 900.0
@@ -191,14 +198,18 @@ def _started(log: Path) -> bool:
 def supervise(num_cpus: int | None, idle_timeout: float) -> None:
     """The supervisor's body (``python -m airflowdsl.runtime.warmray``)."""
     d = state_dir()
-    port = _free_port()
+    port, raylet_port = _free_port(), _free_port()
     temp = f"/tmp/afray-{os.getuid()}-{os.getpid()}"
     cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
-           f"--port={port}", "--include-dashboard=false", "--disable-usage-stats",
-           f"--temp-dir={temp}"] + ([f"--num-cpus={num_cpus}"] if num_cpus else [])
+           f"--port={port}", f"--node-manager-port={raylet_port}", "--include-dashboard=false",
+           "--disable-usage-stats", f"--temp-dir={temp}"] + \
+        ([f"--num-cpus={num_cpus}"] if num_cpus else [])
     # Token authentication (Ray's default for a local head; the token is ~/.ray/auth_token,
     # generated if missing): runs connect with ``RAY_AUTH_MODE=token`` (``use_head``).
     env = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, "RAY_AUTH_MODE": "token"}
+    keeper = spareworkers.Keeper(f"127.0.0.1:{raylet_port}",
+                                 spareworkers.spare_workers(num_cpus), idle_timeout)
+    env.update(keeper.worker_env(env))
     head_log = d / "head.log"
     with open(head_log, "wb") as out:
         child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
@@ -207,7 +218,8 @@ def supervise(num_cpus: int | None, idle_timeout: float) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__(0, True))
     signal.signal(signal.SIGINT, lambda *_: stop.__setitem__(0, True))
     started = time.time()
-    head = {"pid": os.getpid(), "pgid": os.getpgid(0), "address": f"127.0.0.1:{port}", "temp_dir": temp,
+    head = {"pid": os.getpid(), "pgid": os.getpgid(0), "address": f"127.0.0.1:{port}",
+            "raylet": f"127.0.0.1:{raylet_port}", "temp_dir": temp,
             "started": started, "idle_timeout": idle_timeout, "num_cpus": num_cpus,
             "ready": False}
 
@@ -225,6 +237,7 @@ def supervise(num_cpus: int | None, idle_timeout: float) -> None:
                 elif time.monotonic() > deadline:
                     break
             else:
+                keeper.tick()
                 since = _idle_since(started)
                 if since is not None and time.time() - since > idle_timeout:
                     print(f"warm Ray head idle for {idle_timeout:.0f} s: stopping", flush=True)

@@ -12,20 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from airflowdsl.runtime import warmray
+from airflowdsl.runtime import spareworkers, warmray
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 
 PIPE = textwrap.dedent('''
-    import sys
+    import os, sys
     import ray
     import airflowdsl as af
 
     @af.step
     def one() -> int:
-        return 1
+        return os.getpid()
 
     @af.pipeline
     def p():
@@ -33,6 +33,7 @@ PIPE = textwrap.dedent('''
 
     run = p.run(store=sys.argv[1], force=True)
     assert run.status == "succeeded", run.error
+    print(run.output)
     print(ray.get_runtime_context().gcs_address)
 ''')
 
@@ -66,13 +67,28 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _run(tmp_path: Path, **env: str) -> str:
+    return _run_pid(tmp_path, **env)[1]
+
+
+def _run_pid(tmp_path: Path, **env: str) -> tuple[int, str]:
+    """(the pid of the worker that ran the step, the GCS address the run used)"""
     script = tmp_path / "pipe.py"
     script.write_text(PIPE)
     proc = subprocess.run([sys.executable, str(script), str(tmp_path / "store")],
                           env={**os.environ, "PYTHONPATH": str(ROOT), **env},
                           capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout.strip().splitlines()[-1]
+    pid, address = proc.stdout.strip().splitlines()[-2:]
+    return int(pid), address
+
+
+def _spare(head: dict[str, object], at_least: int, limit: float = 60.0) -> set[int]:
+    """Pids of the head's unassigned idle workers, once there are ``at_least``."""
+    keeper = spareworkers.Keeper(str(head["raylet"]), 1, 60)
+    deadline = time.monotonic() + limit
+    while len(pids := keeper.unassigned()) < at_least and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return pids
 
 
 @pytest.mark.timeout(300)
@@ -80,8 +96,15 @@ def test_runs_connect_to_the_warm_head_and_down_stops_everything(state: Path) ->
     head = warmray.up(num_cpus=2, idle_timeout=600)
     assert warmray.read_head() == head
     port = head["address"].rsplit(":", 1)[1]
-    assert _run(state).endswith(f":{port}")
-    assert _run(state).endswith(f":{port}")  # a second process: the same Ray
+    spare = _spare(head, 1)
+    pid, address = _run_pid(state)
+    assert address.endswith(f":{port}")
+    assert pid in spare  # the run's step ran in a spare worker: no worker start
+    spare = _spare(head, 1)  # the supervisor started another one
+    assert spare and pid not in spare  # the used worker belonged to that run's job
+    pid2, address = _run_pid(state)
+    assert address.endswith(f":{port}")  # a second process: the same Ray
+    assert pid2 in spare and pid2 != pid
     assert not _run(state, AIRFLOWDSL_RAY="local").endswith(f":{port}")  # opt-out: its own Ray
     assert warmray.down()
     assert warmray.read_head() is None
