@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflowdsl.air.progress import StepContext
 from airflowdsl.errors import StalledError
 from airflowdsl.runtime import summaries, warmray
+from airflowdsl.runtime.outputcheck import checkpoint_checks
 from airflowdsl.runtime.planner import StepPlan
 from airflowdsl.runtime.raycluster import RayCluster
 from airflowdsl.runtime.resources import Request
@@ -103,7 +104,8 @@ def _submit(name: str, plans: dict[str, StepPlan], refs: dict[str, list[Any]],
         values.append(refs[gate][-1])
     payload = Payload(name, pickle_fn(plan.spec.fn, fns), plan.params, args,
                       plan.spec.multi_output, plan.n_outputs, store, plan.key.digest,
-                      {**info, "step": name}, context, cache=ctl)
+                      {**info, "step": name}, context, cache=ctl,
+                      checks=checkpoint_checks(plan.spec.output_types))
     task = cluster.step_task(plan.spec, plan.n_outputs + 1, slots)
     refs[name] = list(task.remote(dump_payload(payload), *values))
     return refs[name][-1]

@@ -24,6 +24,7 @@ from airflowdsl.air import progress
 from airflowdsl.air.progress import StepContext
 from airflowdsl.errors import StepFailed
 from airflowdsl.runtime import cutoff, serializers, summaries
+from airflowdsl.runtime.outputcheck import OutputCheck, wrong_output
 from airflowdsl.runtime.runlog import upload_logs
 from airflowdsl.runtime.store import ArtifactStore, Manifest
 
@@ -52,6 +53,7 @@ class Payload:
     info: dict[str, Any]
     context: StepContext | None = None  # run/step, log file, resource-wait limit
     cache: Any = None  # runtime.cutoff.CacheCtl: resolve the key, lease, serve if stored
+    checks: tuple[OutputCheck, ...] = ()  # checkpoint outputs: the declared class (outputcheck)
 
 
 _SIMPLE = (int, float, str, bool, type(None), bytes)
@@ -195,6 +197,8 @@ def _run_step(p: Payload, values: tuple[Any, ...], claim: cutoff.Claim) -> tuple
     outputs = tuple(result) if p.multi_output else (result,)
     if len(outputs) != p.n_outputs:
         raise StepFailed(p.name, f"returned {len(outputs)} values, expected {p.n_outputs}", "")
+    if p.checks and (wrong := wrong_output(p.checks, outputs)) is not None:
+        raise StepFailed(p.name, wrong, "")
     metrics = metrics_of(outputs)
     manifest, beside = None, False
     try:

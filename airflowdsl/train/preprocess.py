@@ -61,8 +61,45 @@ def prepare(preprocessor: Any, datasets: dict[str, Any]) -> tuple[Any, dict[str,
         if "train" not in datasets:
             raise ValueError("the preprocessor is not fitted and there is no datasets['train'] "
                              "to fit it on; pass a fitted preprocessor or a train dataset")
-        preprocessor.fit(datasets["train"])
+        preprocessor = fit_outside_trial_group(preprocessor, datasets["train"])
     return preprocessor, {name: preprocessor.transform(ds) for name, ds in datasets.items()}
+
+
+def fit_outside_trial_group(preprocessor: Any, train: Any) -> Any:
+    """``preprocessor.fit(train)``; returns the fitted preprocessor.
+
+    In a Tune trial (an actor whose placement group captures its child tasks) the fit's
+    aggregation tasks (1 CPU each, Ray Data sets no scheduling strategy for them) would be
+    captured by the trial's group and cannot fit bundles of fractional workers
+    (``Cannot schedule _shuffle_map_task with the placement group``). There the fit runs
+    in a task outside the group, on the CPU the Tuner keeps free for trials that
+    preprocess, and a fitted copy comes back (its statistics are plain values; the
+    transform is a lazy map, scheduled outside the group by Ray Data itself)."""
+    if not _in_capturing_group():
+        return _fit(preprocessor, train)
+    import ray
+
+    task = ray.remote(num_cpus=0, scheduling_strategy="DEFAULT", max_retries=0)(_fit)
+    return ray.get(task.remote(preprocessor, train))
+
+
+def _fit(preprocessor: Any, train: Any) -> Any:
+    fitted = preprocessor.fit(train)
+    return preprocessor if fitted is None else fitted
+
+
+def _in_capturing_group() -> bool:
+    import sys
+
+    if "ray" not in sys.modules:
+        return False
+    import ray
+
+    if not ray.is_initialized():
+        return False
+    ctx = ray.get_runtime_context()
+    return bool(ctx.should_capture_child_tasks_in_placement_group
+                and ray.util.get_current_placement_group() is not None)
 
 
 def transform_frame(preprocessor: Any, frame: Any) -> Any:
@@ -76,4 +113,5 @@ def transform_frame(preprocessor: Any, frame: Any) -> Any:
     return out
 
 
-__all__ = ["Applied", "check", "needs_fit", "prepare", "transform_frame"]
+__all__ = ["Applied", "check", "fit_outside_trial_group", "needs_fit", "prepare",
+           "transform_frame"]

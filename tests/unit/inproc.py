@@ -10,6 +10,7 @@ from typing import Any
 import cloudpickle
 
 from airflowdsl.runtime import tasks
+from airflowdsl.runtime.outputcheck import checkpoint_checks
 from airflowdsl.runtime.planner import make_plan
 from airflowdsl.runtime.store import ArtifactStore
 from airflowdsl.runtime.summaries import unpack
@@ -32,7 +33,8 @@ def run_inproc(compiled: Any, st: ArtifactStore, **kw: Any) -> dict[str, str]:
         ctl = plan.ctl()
         payload = Payload(name, cloudpickle.dumps(plan.spec.fn), plan.params, args,
                           plan.spec.multi_output, plan.n_outputs, st.root, plan.key.digest,
-                          {"pipeline": compiled.name, "step": name}, cache=ctl)
+                          {"pipeline": compiled.name, "step": name}, cache=ctl,
+                          checks=checkpoint_checks(plan.spec.output_types))
         summary = unpack(run_step(pickle.dumps(payload), *({"manifest": manifests[u]}
                                                            for u in ctl.upstreams))[-1])
         manifests[name] = summary["manifest"]
