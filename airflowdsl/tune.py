@@ -24,7 +24,7 @@ from pydantic.dataclasses import dataclass
 
 from airflowdsl.air.callbacks import ReportCallback
 from airflowdsl.air.checkpoint import Checkpoint
-from airflowdsl.air.config import CheckpointConfig, RunConfig
+from airflowdsl.air.config import CheckpointConfig, RunConfig, SyncConfig
 from airflowdsl.air.resources import free_for_nested
 from airflowdsl.air.result import Result
 from airflowdsl.air.search import config_fields, contains_search_space
@@ -603,6 +603,7 @@ def _tune_run_config(rc: RunConfig, *, default_name: str) -> Any:
 
 __all__ = [
     "ResultGrid",
+    "SyncConfig",
     "TuneConfig",
     "TuneReportCallback",
     "Tuner",

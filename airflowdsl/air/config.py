@@ -69,6 +69,20 @@ class ScalingConfig:
         return [dict(worker) for _ in range(self.num_workers)]
 
 
+def scaling_config_from(value: ScalingConfig | dict[str, Any] | None, *,
+                        default: ScalingConfig) -> ScalingConfig:
+    """A trainer's ``scaling_config=`` argument: a ``ScalingConfig``, AIR 2.0's plain
+    dict of its fields (``{"num_workers": 2, "use_gpu": False}``), or ``None``."""
+    if value is None:
+        return default
+    if isinstance(value, dict):
+        return ScalingConfig(**value)
+    if not isinstance(value, ScalingConfig):
+        raise TypeError(f"scaling_config must be a ScalingConfig or a dict of its fields, "
+                        f"got {type(value).__name__}")
+    return value
+
+
 @dataclass(frozen=True, config=_STRICT)
 class CheckpointConfig:
     """Which reported checkpoints to keep: ``num_to_keep`` best by the score attribute."""
@@ -92,6 +106,19 @@ class FailureConfig:
 
     def allows(self, failures: int) -> bool:
         return self.max_failures < 0 or failures <= self.max_failures
+
+
+@dataclass(frozen=True, config=_STRICT)
+class SyncConfig:
+    """AIR's ``tune.SyncConfig`` (``upload_dir``, ``syncer``, ...): accepted so AIR code
+    builds its ``RunConfig(sync_config=...)``; nothing is synced (see ``RunConfig``)."""
+
+    upload_dir: str | None = None
+    syncer: Any = "auto"
+    sync_period: int = 300
+    sync_timeout: int = 1800
+    sync_on_checkpoint: bool = True
+    sync_artifacts: bool = False
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -129,4 +156,5 @@ class RunConfig:
         return os.path.abspath(os.path.join(home, "train"))
 
 
-__all__ = ["CheckpointConfig", "FailureConfig", "RunConfig", "ScalingConfig"]
+__all__ = ["CheckpointConfig", "FailureConfig", "RunConfig", "ScalingConfig", "SyncConfig",
+           "scaling_config_from"]

@@ -24,7 +24,7 @@ import pandas as pd
 from airflowdsl.air import session
 from airflowdsl.air.callbacks import stopped_externally
 from airflowdsl.air.checkpoint import Checkpoint
-from airflowdsl.air.config import CheckpointConfig, RunConfig, ScalingConfig
+from airflowdsl.air.config import CheckpointConfig, RunConfig, ScalingConfig, scaling_config_from
 from airflowdsl.air.result import Result
 from airflowdsl.air.search import is_search_space
 from airflowdsl.train.predictor import Predictor
@@ -189,7 +189,8 @@ class RLTrainer(BaseTrainer):
         self.preprocessor = preprocessor
         self.algorithm = algorithm
         self.config = config
-        self.scaling_config = scaling_config or ScalingConfig(num_workers=0)
+        self.scaling_config = scaling_config_from(scaling_config,
+                                                  default=ScalingConfig(num_workers=0))
         self.run_config = run_config or RunConfig()
         self.resume_from_checkpoint = resume_from_checkpoint
         self.datasets: dict[str, Any] = {}

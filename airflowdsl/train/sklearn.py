@@ -19,7 +19,7 @@ import pandas as pd
 
 from airflowdsl.air import session as air_session
 from airflowdsl.air.checkpoint import Checkpoint, new_tempdir
-from airflowdsl.air.config import RunConfig, ScalingConfig
+from airflowdsl.air.config import RunConfig, ScalingConfig, scaling_config_from
 from airflowdsl.train.predictor import Predictor, check_keywords
 from airflowdsl.train.trainer import DataParallelTrainer, accepted
 
@@ -155,7 +155,7 @@ class SklearnTrainer(DataParallelTrainer):
         check_fit_params(estimator, fit_params)
         if "train" not in (datasets or {}):
             raise KeyError("SklearnTrainer needs datasets['train']")
-        scaling = scaling_config or ScalingConfig(num_workers=0)
+        scaling = scaling_config_from(scaling_config, default=ScalingConfig(num_workers=0))
         if scaling.num_workers > 1:
             raise ValueError("SklearnTrainer is not distributed (one estimator, one process): use "
                              "ScalingConfig(trainer_resources=...) instead of num_workers > 1")

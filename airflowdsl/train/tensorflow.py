@@ -174,6 +174,15 @@ class TensorflowPredictor(Predictor):
         return pd.DataFrame({"predictions": _column(np.asarray(out))})
 
 
+def to_air_checkpoint(model: Any, preprocessor: Any = None) -> TensorflowCheckpoint:
+    """AIR 2.0/2.1's ``ray.train.tensorflow.to_air_checkpoint``: the model (and the
+    preprocessor, if any) in a new ``TensorflowCheckpoint``."""
+    checkpoint = TensorflowCheckpoint.from_model(model)
+    if preprocessor is not None:
+        checkpoint.set_preprocessor(preprocessor)
+    return checkpoint
+
+
 def _numpy_dtype(dtype: Any) -> Any:
     """A numpy dtype from a TensorFlow ``DType`` (``tf.float32``) or anything numpy takes."""
     return np.dtype(getattr(dtype, "as_numpy_dtype", dtype))
@@ -204,4 +213,5 @@ __all__ = [
     "keras3_train_step",
     "prepare_dataset_shard",
     "prepare_model",
+    "to_air_checkpoint",
 ]

@@ -128,6 +128,15 @@ def _destroy_process_group() -> None:
         dist.destroy_process_group()
 
 
+def to_air_checkpoint(model: Any, preprocessor: Any = None) -> TorchCheckpoint:
+    """AIR 2.0/2.1's ``ray.train.torch.to_air_checkpoint``: the module (DDP unwrapped) and
+    the preprocessor, if any, in a new ``TorchCheckpoint``."""
+    checkpoint = TorchCheckpoint.from_model(model)
+    if preprocessor is not None:
+        checkpoint.set_preprocessor(preprocessor)
+    return checkpoint
+
+
 class TorchTrainer(DataParallelTrainer):
     """Data-parallel PyTorch: ``train_loop_per_worker`` runs on every worker (AIR shape)."""
 
@@ -175,4 +184,5 @@ __all__ = [
     "prepare_data_loader",
     "prepare_model",
     "require_torch",
+    "to_air_checkpoint",
 ]

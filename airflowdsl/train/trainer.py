@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from airflowdsl.air.checkpoint import Checkpoint
-from airflowdsl.air.config import RunConfig, ScalingConfig
+from airflowdsl.air.config import RunConfig, ScalingConfig, scaling_config_from
 from airflowdsl.air.result import Result
 from airflowdsl.errors import TrainingFailedError
 from airflowdsl.train.backend import Backend
@@ -88,7 +88,7 @@ class DataParallelTrainer(BaseTrainer):
         *,
         train_loop_config: dict[str, Any] | None = None,
         backend_config: Any = None,
-        scaling_config: ScalingConfig | None = None,
+        scaling_config: ScalingConfig | dict[str, Any] | None = None,
         run_config: RunConfig | None = None,
         datasets: dict[str, Any] | None = None,
         resume_from_checkpoint: Checkpoint | None = None,
@@ -102,7 +102,7 @@ class DataParallelTrainer(BaseTrainer):
         self.train_loop_per_worker = train_loop_per_worker
         self.train_loop_config = train_loop_config
         self.backend_config = backend_config
-        self.scaling_config = scaling_config or ScalingConfig()
+        self.scaling_config = scaling_config_from(scaling_config, default=ScalingConfig())
         self.run_config = run_config or RunConfig()
         self.datasets = dict(datasets or {})
         self.resume_from_checkpoint = resume_from_checkpoint

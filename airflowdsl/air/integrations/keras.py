@@ -13,7 +13,7 @@ from typing import Any
 
 
 def __getattr__(name: str) -> Any:
-    if name == "ReportCheckpointCallback":
+    if name in ("ReportCheckpointCallback", "Callback"):  # Callback: AIR 2.2-2.4's name
         from airflowdsl.train import tensorflow_callback
 
         return tensorflow_callback.ReportCheckpointCallback
