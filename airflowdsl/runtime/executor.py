@@ -24,7 +24,7 @@ from airflowdsl.runtime.resources import Request, check_feasible
 from airflowdsl.runtime.run import Run, StepRun
 from airflowdsl.runtime.rungraph import write_run_graph
 from airflowdsl.runtime.runlog import capture_worker_output, run_log_dir, spool_dir, upload_logs
-from airflowdsl.runtime.store import ArtifactStore
+from airflowdsl.runtime.store import ArtifactStore, resolve
 from airflowdsl.runtime.tasks import StepFailed
 from airflowdsl.runtime.watchdog import StallMonitor
 
@@ -234,7 +234,7 @@ def _loader(plans: dict[str, StepPlan], refs: dict[str, list[Any]], st: Artifact
         if step in refs:
             import ray
 
-            values = ray.get(refs[step][:-1])
+            values = [resolve(v) for v in ray.get(refs[step][:-1])]
         else:
             manifest = st.manifest(plan.key.digest)
             if manifest is None:

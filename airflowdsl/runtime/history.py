@@ -60,9 +60,11 @@ def history_path(root: str) -> Path:
 
 
 def in_store(root: str) -> bool:
-    """Whether ``root``'s runs are recorded in the store itself (a URI root and no
-    ``$AIRFLOWDSL_HISTORY``) rather than in SQLite."""
-    return "://" in root and not os.environ.get("AIRFLOWDSL_HISTORY")
+    """Whether ``root``'s runs are recorded in the store itself (a URI root, or a path
+    declared shared with ``AIRFLOWDSL_STORE_SHARED=1``; no ``$AIRFLOWDSL_HISTORY``) rather
+    than in SQLite, whose WAL does not work on a network filesystem."""
+    return (("://" in root or os.environ.get("AIRFLOWDSL_STORE_SHARED") == "1")
+            and not os.environ.get("AIRFLOWDSL_HISTORY"))
 
 
 def new_run_id() -> str:

@@ -51,9 +51,19 @@ class RunRecords:
         self._put(f"{run_id}/run.json", row)
 
     def record_steps(self, run_id: str, steps: list[tuple[StepRun, dict[str, Any] | None]]) -> None:
-        """Write each step's record (replacing an earlier one of the same step)."""
-        for s, components in steps:
-            self._put(f"{run_id}/steps/{quote(s.name, safe='')}.json", {
+        """Write each step's record (replacing an earlier one of the same step), up to 16
+        PUTs at once (a cached 50-step run records 50 steps at its start)."""
+        rows = [self._step_record(run_id, s, c) for s, c in steps]
+        if len(rows) == 1:
+            self._put(*rows[0])
+            return
+        with ThreadPoolExecutor(max_workers=min(16, max(1, len(rows)))) as pool:
+            list(pool.map(lambda r: self._put(*r), rows))
+
+    @staticmethod
+    def _step_record(run_id: str, s: StepRun, components: dict[str, Any] | None
+                     ) -> tuple[str, dict[str, Any]]:
+        return (f"{run_id}/steps/{quote(s.name, safe='')}.json", {
                 "run_id": run_id, "name": s.name, "kind": s.kind, "status": s.status,
                 "cached": int(s.cached), "started": s.started, "ended": s.ended,
                 "duration_s": s.duration_s, "cache_key": s.cache_key,

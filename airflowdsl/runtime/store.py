@@ -275,6 +275,36 @@ class ArtifactStore:
             pass
 
 
+@dataclass(frozen=True)
+class StoredOutput:
+    """A checkpoint output of a step on a remote store, handed downstream as where it is
+    stored: its directory exists only on the producing node, so the consumer -- on any
+    node -- loads it from the store (``resolve``), checked file by file."""
+
+    store: ArtifactStore
+    manifest: Manifest
+    index: int
+
+    def load(self) -> Any:
+        return self.store.load(self.manifest, self.index, verify=False)
+
+
+def hand_on(store: ArtifactStore | None, manifest: Manifest | None,
+            outputs: Sequence[Any]) -> tuple[Any, ...]:
+    """``outputs`` as a step's task returns them for its consumers: on a remote store a
+    checkpoint becomes a ``StoredOutput`` (a local directory means nothing on another
+    node); everything else as it is."""
+    if store is None or manifest is None or not store.is_remote:
+        return tuple(outputs)
+    return tuple(StoredOutput(store, manifest, i) if serializers.is_checkpoint(v) else v
+                 for i, v in enumerate(outputs))
+
+
+def resolve(value: Any) -> Any:
+    """What a consumer gets for an upstream value: a ``StoredOutput`` loaded, else itself."""
+    return value.load() if isinstance(value, StoredOutput) else value
+
+
 @dataclass
 class PendingWrite:
     """A prepared write (``ArtifactStore.prepare``): the manifest, with every checksum and

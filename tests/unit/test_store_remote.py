@@ -168,3 +168,30 @@ def test_spooled_logs_move_into_the_store(s3: S3Server) -> None:
     assert not folder.exists()  # nothing left on the node
     assert read_logs(st, "20260101-000000-cccccc") == {"fit.log": "epoch 1\n", "ray.log": ""}
     upload_logs(st, "20260101-000000-cccccc", [str(folder / "gone.log")])  # never raises
+
+
+def test_checkpoints_go_downstream_by_reference_on_a_remote_store(s3: S3Server,
+                                                                  tmp_path: Path) -> None:
+    from airflowdsl.runtime.store import StoredOutput, hand_on, resolve
+
+    ckpt = af.Checkpoint.from_dict({"w": 5})
+    remote = ArtifactStore.open(s3.uri("handon"))
+    m = remote.write(KEY, [ckpt, {"n": 1}])
+    handed = hand_on(remote, m, [ckpt, {"n": 1}])
+    assert isinstance(handed[0], StoredOutput) and handed[1] == {"n": 1}
+    got = resolve(pickle.loads(pickle.dumps(handed[0])))  # what a consumer on any node does
+    assert got.to_dict() == {"w": 5} and got.path != ckpt.path
+    local = ArtifactStore.open(tmp_path / "local")
+    assert hand_on(local, local.write(KEY, [ckpt]), [ckpt]) == (ckpt,)
+    assert resolve(ckpt) is ckpt
+
+
+def test_a_shared_local_path_keeps_its_runs_as_records(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIRFLOWDSL_HISTORY", raising=False)
+    monkeypatch.delenv("AIRFLOWDSL_STORE_SHARED", raising=False)
+    assert isinstance(History.for_root(str(tmp_path / "a")), History)
+    monkeypatch.setenv("AIRFLOWDSL_STORE_SHARED", "1")  # no SQLite WAL on a network mount
+    assert isinstance(History.for_root(str(tmp_path / "b")), RunRecords)
+    monkeypatch.setenv("AIRFLOWDSL_HISTORY", str(tmp_path / "h.sqlite"))
+    assert isinstance(History.for_root(str(tmp_path / "b")), History)
