@@ -71,6 +71,25 @@ def free_for_nested() -> dict[str, float]:
     return total
 
 
+def strict_placement_problem(bundle: dict[str, float], count: int, strategy: str,
+                             nodes: list[dict[str, float]]) -> str | None:
+    """Why ``count`` bundles ``bundle`` can never be placed with ``strategy`` on nodes of
+    these total resources (``STRICT_SPREAD``: one bundle per node; ``STRICT_PACK``: all on
+    one node), or None when they can. ``PACK``/``SPREAD`` are soft: always None here."""
+    def holds(node: dict[str, float], times: int) -> bool:
+        return all(node.get(k, 0.0) + 1e-9 >= v * times for k, v in bundle.items() if v)
+
+    if strategy == "STRICT_SPREAD":
+        able = sum(1 for node in nodes if holds(node, 1))
+        if able < count:
+            return (f"STRICT_SPREAD puts each of the {count} workers on its own node, but only "
+                    f"{able} node(s) of the cluster can hold one worker ({describe(bundle)})")
+    elif strategy == "STRICT_PACK" and not any(holds(node, count) for node in nodes):
+        return (f"STRICT_PACK puts all {count} workers ({describe(bundle)} each) on one node, "
+                f"but no node of the cluster holds that much")
+    return None
+
+
 def describe(resources: dict[str, float]) -> str:
     """``{'CPU': 1.0, 'memory': 2e9}`` as ``1 CPU, 1.9 GiB memory``."""
     parts = []
@@ -104,4 +123,5 @@ def wait_placement(pg: Any, *, what: str, asks: str) -> None:
 
 
 __all__ = ["DEFAULT_PENDING_TIMEOUT_S", "NESTED_RESERVE_CPUS", "ResourceError", "describe",
-           "free_for_nested", "own_resources", "pending_timeout", "wait_placement"]
+           "free_for_nested", "own_resources", "pending_timeout", "strict_placement_problem",
+           "wait_placement"]

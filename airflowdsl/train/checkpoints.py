@@ -8,8 +8,9 @@ import re
 import shutil
 from typing import Any
 
-from airflowdsl.air.checkpoint import Checkpoint
+from airflowdsl.air.checkpoint import METADATA_FILE, PREPROCESSOR_FILE, Checkpoint
 from airflowdsl.air.config import CheckpointConfig
+from airflowdsl.errors import TrainingFailedError
 
 _CKPT_DIR = re.compile(r"^checkpoint_(\d{6})$")
 
@@ -30,8 +31,9 @@ class CheckpointManager:
         found = []
         for name in os.listdir(self.run_dir):
             match = _CKPT_DIR.match(name)
-            if match:
-                found.append((int(match.group(1)), Checkpoint(os.path.join(self.run_dir, name))))
+            path = os.path.join(self.run_dir, name)
+            if match and holds_data(path):  # a folder with metadata only is no checkpoint
+                found.append((int(match.group(1)), Checkpoint(path)))
         return sorted(found, key=lambda item: item[0])
 
     def adopt_existing(self) -> Checkpoint | None:
@@ -41,6 +43,15 @@ class CheckpointManager:
         return self.latest
 
     def register(self, checkpoint: Checkpoint, metrics: dict[str, Any]) -> None:
+        """Keep ``checkpoint`` (with ``metrics``). Raises ``TrainingFailedError`` when its
+        folder holds no data here: the rank that wrote it runs on another node and
+        ``storage_path`` is not shared, so it must never be recorded as a checkpoint."""
+        if not holds_data(checkpoint.path):
+            raise TrainingFailedError(
+                f"the checkpoint reported at {checkpoint.path} is not there (or holds no "
+                f"data) on the node that runs the fit: the reporting worker runs on another "
+                f"node and RunConfig(storage_path=...) is not a directory every node shares. "
+                f"Give a storage_path on a shared mount (docs/cluster.md)")
         checkpoint.update_metadata({"metrics": _jsonable(metrics)})
         self.latest = checkpoint
         self.kept = [kc for kc in self.kept if kc[0] != checkpoint]
@@ -82,8 +93,18 @@ class CheckpointManager:
         return ranked[0][0] if ranked else None
 
 
+def holds_data(path: str) -> bool:
+    """Whether checkpoint folder ``path`` exists here and holds more than the metadata
+    and the preprocessor the controller writes into it."""
+    try:
+        names = set(os.listdir(path))
+    except OSError:
+        return False
+    return bool(names - {METADATA_FILE, PREPROCESSOR_FILE})
+
+
 def _jsonable(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool)) or v is None}
 
 
-__all__ = ["CheckpointManager"]
+__all__ = ["CheckpointManager", "holds_data"]

@@ -23,7 +23,13 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from airflowdsl.air import progress
 from airflowdsl.air import session as air_session
-from airflowdsl.air.resources import describe, free_for_nested, own_resources, wait_placement
+from airflowdsl.air.resources import (
+    describe,
+    free_for_nested,
+    own_resources,
+    strict_placement_problem,
+    wait_placement,
+)
 from airflowdsl.errors import ResourceError, TrainingFailedError
 
 
@@ -151,6 +157,7 @@ class WorkerGroup:
             pg: PlacementGroup = enclosing
         else:
             _check_fits(resources, num_workers)
+            _check_strategy(resources, num_workers, placement_strategy)
             bundle = {k: v for k, v in resources.items() if v} or {"memory": 2**20}
             self._own_pg = pg = placement_group([dict(bundle) for _ in range(num_workers)],
                                                 strategy=placement_strategy)
@@ -252,6 +259,19 @@ def setup_timeout() -> float:
     """Seconds a worker-group setup call (process start, backend rendezvous) may take:
     ``$AIRFLOWDSL_SETUP_TIMEOUT``, default 600. Training itself is not bounded by it."""
     return float(os.environ.get("AIRFLOWDSL_SETUP_TIMEOUT", "600"))
+
+
+def _check_strategy(resources: dict[str, float], num_workers: int, strategy: str) -> None:
+    """Fail at once when ``STRICT_SPREAD`` / ``STRICT_PACK`` can never be met by the
+    cluster's alive nodes (instead of waiting ``pending_timeout`` for placement)."""
+    if strategy not in ("STRICT_SPREAD", "STRICT_PACK"):
+        return
+    nodes = [{k: float(v) for k, v in n["Resources"].items()} for n in ray.nodes() if n["Alive"]]
+    problem = strict_placement_problem(resources, num_workers, strategy, nodes)
+    if problem is not None:
+        raise ResourceError(f"ScalingConfig(num_workers={num_workers}, placement_strategy="
+                            f"{strategy!r}): {problem}; use fewer workers, smaller "
+                            f"resources_per_worker, or placement_strategy='SPREAD'/'PACK'")
 
 
 def _check_fits(resources: dict[str, float], num_workers: int) -> None:
