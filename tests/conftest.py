@@ -14,6 +14,10 @@ RESOURCES = Path(__file__).resolve().parent / "resources"
 if str(RESOURCES) not in sys.path:
     sys.path.insert(0, str(RESOURCES))
 
+# tests/cluster starts a multi-node Ray of its own: it runs in a pytest process of its
+# own (scripts/test.sh), never beside the one local Ray of this suite
+collect_ignore = [] if os.environ.get("AIRFLOWDSL_CLUSTER_TESTS") else ["cluster"]
+
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
