@@ -271,6 +271,17 @@ def _materialized(trainer: BaseTrainer, param_space: dict[str, Any]
     return trainer, space, trials_preprocess or "preprocessor" in space
 
 
+def _candidates(value: Any) -> list[Any]:
+    """The values a ``param_space`` entry can take that are known before the trials: a
+    grid's values, a ``choice``'s categories, or the value itself (other spaces: none)."""
+    if isinstance(value, dict) and set(value) == {"grid_search"}:
+        return list(value["grid_search"])
+    categories = getattr(value, "categories", None)
+    if isinstance(categories, list):
+        return categories
+    return [] if contains_search_space(value) else [value]
+
+
 def _materialize_all(value: Any) -> Any:
     """Every lazy Ray Dataset in ``value`` (dicts, lists, grid_search values) materialized."""
     if isinstance(value, dict):
@@ -463,6 +474,9 @@ class Tuner:
                             f"got {type(trainable).__name__}")
         self.trainable = trainable
         self.param_space = dict(param_space or {})
+        if isinstance(trainable, BaseTrainer) and "preprocessor" in self.param_space:
+            for value in _candidates(self.param_space["preprocessor"]):  # before any trial
+                preprocess.check(value, owner="Tuner param_space['preprocessor']")
         self.tune_config = tune_config or TuneConfig()
         if run_config is None:
             run_config = getattr(trainable, "run_config", None) or RunConfig()

@@ -145,3 +145,16 @@ def test_batch_predictor_pool_scales_to_the_cluster_leaving_a_cpu_free() -> None
         size(16, 0, num_gpus=1)
     with pytest.raises(ResourceError, match="CPU"):
         size(2, num_cpus=4)
+
+
+def test_tuner_refuses_a_preprocessor_grid_value_that_is_not_one_before_any_trial() -> None:
+    from ray import tune
+
+    from airflowdsl.tune import Tuner, grid_search
+
+    trainer = DataParallelTrainer(_loop)
+    with pytest.raises(TypeError, match=r"param_space\['preprocessor'\].*int has no fit"):
+        Tuner(trainer, param_space={"preprocessor": grid_search([AddOne(), 42])})
+    with pytest.raises(TypeError, match="str has no fit"):
+        Tuner(trainer, param_space={"preprocessor": tune.choice([AddOne(), "scale"])})
+    Tuner(trainer, param_space={"preprocessor": grid_search([AddOne(), None])})
