@@ -69,7 +69,7 @@ class TensorflowCheckpoint(Checkpoint):
         definition = model_spec(model, model_definition)
         if definition is not None:
             built = build_model(definition)
-            built.load_weights(target)
+            built.load_weights(_weights_file(target))
             return built
         if meta.get("keras") == "keras3":
             import keras
@@ -101,6 +101,19 @@ def build_model(spec: Any) -> Any:
                             "model")
         return built
     return spec
+
+
+def _weights_file(target: str) -> str:
+    """``target``, or a copy named ``model.h5`` when it is an HDF5 file under a ``.keras``
+    name (tf-keras writes HDF5 there under MultiWorkerMirroredStrategy, and either Keras's
+    ``load_weights`` picks its reader by the suffix: a ``.keras`` one expects a zip)."""
+    if os.path.isfile(target) and not target.endswith(".h5"):
+        with open(target, "rb") as f:
+            if f.read(8) == b"\x89HDF\r\n\x1a\n":
+                copy = os.path.join(tempfile.mkdtemp(prefix="airflowdsl-tf-"), "model.h5")
+                shutil.copyfile(target, copy)
+                return copy
+    return target
 
 
 def _flavour(model: Any) -> str:

@@ -71,15 +71,15 @@ def main(names: list[str]) -> int:
 
     failures = 0
     for name in names:
-        print(f"{START} {name}", flush=True)
+        print(f"\n{START} {name}", flush=True)
         began = time.perf_counter()
         try:
             runpy.run_path(str(DOCS / name), run_name="__main__")
         except BaseException:  # noqa: BLE001 - report every file, then fail
             failures += 1
-            print(f"{FAIL} {name}\n{traceback.format_exc()}", flush=True)
+            print(f"\n{FAIL} {name}\n{traceback.format_exc()}", flush=True)
         else:
-            print(f"{OK} {name} {time.perf_counter() - began:.1f}s", flush=True)
+            print(f"\n{OK} {name} {time.perf_counter() - began:.1f}s", flush=True)
     return 1 if failures else 0
 
 

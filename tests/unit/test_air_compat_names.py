@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import pytest
 
@@ -66,3 +67,26 @@ def test_air_keras_callback_name() -> None:
     from airflowdsl.air.integrations import keras
 
     assert keras.Callback is keras.ReportCheckpointCallback
+
+
+def test_tf_model_definition_loads_hdf5_saved_under_a_keras_name(tmp_path: Any) -> None:
+    """tf-keras wrote HDF5 into ``model.keras`` in TensorflowTrainer workers (tf_starter.py);
+    ``get_model(model_definition=)`` reads it into a tf-keras or a Keras 3 model."""
+    tf_keras = pytest.importorskip("tf_keras")
+    import numpy as np
+    import tensorflow as tf
+
+    from airflowdsl.train.tensorflow import TensorflowCheckpoint
+
+    def build(keras: Any) -> Any:
+        return keras.Sequential([keras.Input(shape=(1,)), keras.layers.Dense(1)])
+
+    trained = build(tf_keras)
+    trained.save(str(tmp_path / "model.keras"), save_format="h5")
+    assert (tmp_path / "model.keras").read_bytes()[:4] == b"\x89HDF"
+    checkpoint = TensorflowCheckpoint(tmp_path)
+    checkpoint.update_metadata({"keras": "tf_keras", "model": "model.keras"})
+    x = np.array([[1.0], [2.0]], dtype=np.float32)
+    for keras in (tf_keras, tf.keras):
+        model = checkpoint.get_model(model_definition=lambda k=keras: build(k))
+        np.testing.assert_allclose(model(x).numpy(), trained(x).numpy(), rtol=1e-6)

@@ -9,6 +9,8 @@
 #   removed before 2.60; Dataset.map_batches is its replacement).
 # Other lines changed (third-party): `return self` added to CustomPreprocessor._fit (Ray
 #   2.60's Preprocessor.fit calls a method on what _fit returns; Ray 2.5 ignored it).
+#   Concatenator() -> Concatenator(columns=["X", "Y"]) (Ray 2.60's Concatenator takes the
+#   columns to concatenate; it no longer defaults to all of them).
 # Other lines changed: none.
 # flake8: noqa
 # isort: skip_file
@@ -157,7 +159,7 @@ dataset = ray.data.from_items([{"X": 1.0, "Y": 2.0}, {"X": 4.0, "Y": 0.0}])
 print(dataset.take())
 # [{'X': 1.0, 'Y': 2.0}, {'X': 4.0, 'Y': 0.0}]
 
-preprocessor = Chain(StandardScaler(columns=["X", "Y"]), Concatenator())
+preprocessor = Chain(StandardScaler(columns=["X", "Y"]), Concatenator(columns=["X", "Y"]))
 dataset_transformed = preprocessor.fit_transform(dataset)
 print(dataset_transformed.take())
 # [{'concat_out': array([-1.,  1.])}, {'concat_out': array([ 1., -1.])}]

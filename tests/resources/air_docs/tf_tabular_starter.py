@@ -7,6 +7,10 @@
 #   ray.air.integrations.keras -> airflowdsl.air.integrations.keras, ray.train.tensorflow
 #   -> airflowdsl.train.tensorflow, ray.tune -> airflowdsl.tune, ray.tune.tuner ->
 #   airflowdsl.tune, ray.train.batch_predictor -> airflowdsl.train.batch_predictor.
+#   `from tensorflow import keras` / `from tensorflow.keras import layers` -> `import
+#   tf_keras as keras` / `from tf_keras import layers`: with TensorFlow >= 2.16 the former is
+#   Keras 3, whose model.fit fails under MultiWorkerMirroredStrategy (TensorflowTrainer
+#   refuses it at construction, naming this import); tf_keras is the Keras 2 AIR used.
 # Data: ray.data.read_csv("s3://anonymous@air-example-data/breast_cancer.csv") -> the same
 #   table from scikit-learn's bundled copy (load_breast_cancer(as_frame=True).frame).
 # Sizes: num_epochs 50 -> 2, Tuner num_samples 3 -> 1.
@@ -47,8 +51,8 @@ preprocessor = Chain(
 
 # __air_tf_train_start__
 import tensorflow as tf
-from tensorflow import keras
-from tensorflow.keras import layers
+import tf_keras as keras
+from tf_keras import layers
 
 from airflowdsl.air import session
 from airflowdsl.air.config import ScalingConfig
