@@ -31,19 +31,32 @@ FILES = ["preprocessors.py", "checkpoint_usage.py", "predictors.py", "lightgbm_t
          "hf_trainer.py", "rl_trainer.py", "tuner.py"]
 #: imported by a file above (tuner.py), not run on its own
 HELPERS = ["torch_linear_example.py"]
+#: what CI runs by default (~150 s budget): every trainer page but RL, checkpoints,
+#: predictors and preprocessors; AIRFLOWDSL_AIR_DOCS=all runs every file (~6 min on the
+#: 2-CPU dev box: the starters, the key-concepts page, the Tuner guide and RL add Tune
+#: trials and an RLlib PPO run)
+CI_FILES = ["preprocessors.py", "checkpoint_usage.py", "predictors.py", "lightgbm_trainer.py",
+            "sklearn_trainer.py", "xgboost_batch_prediction.py", "torch_trainer.py",
+            "hvd_trainer.py", "tf_starter.py", "hf_trainer.py"]
 
 START, OK, FAIL = "AIRDOC-START", "AIRDOC-OK", "AIRDOC-FAIL"
 
 
 def test_every_doc_file_is_listed() -> None:
     assert sorted(p.name for p in DOCS.glob("*.py")) == sorted(FILES + HELPERS)
+    assert set(CI_FILES) <= set(FILES)
+
+
+def _chosen() -> list[str]:
+    return FILES if os.environ.get("AIRFLOWDSL_AIR_DOCS") == "all" else CI_FILES
 
 
 def test_ray_air_doc_code_runs(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(AIRFLOWDSL_HOME=str(tmp_path / "home"),
                PYTHONPATH=os.pathsep.join([str(ROOT), str(DOCS), env.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, __file__, *FILES]
+    files = _chosen()
+    cmd = [sys.executable, __file__, *files]
     try:
         done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
                               timeout=LIMIT_S)
@@ -55,7 +68,7 @@ def test_ray_air_doc_code_runs(tmp_path: Path) -> None:
     out = done.stdout + done.stderr
     passed = re.findall(rf"^{OK} (\S+)", done.stdout, re.M)
     failed = re.findall(rf"^{FAIL} (\S+)", done.stdout, re.M)
-    assert done.returncode == 0 and passed == FILES, (
+    assert done.returncode == 0 and passed == files, (
         f"AIR doc files failed: {failed or 'none reported'}; ran: {passed}; exit "
         f"{done.returncode}\n" + _failure_tails(done.stdout) + out[-3000:])
 
