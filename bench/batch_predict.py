@@ -77,12 +77,16 @@ def run_recipe(ds: Any, path: str) -> np.ndarray:
     return out.to_pandas()["predictions"].to_numpy()
 
 
-def run_ours(ds: Any, ckpt: Any, *, fast_path: Any) -> np.ndarray:
+PATHS: dict[tuple[int, str], set[str]] = {}  # (rows, contender) -> where ours scored
+
+
+def run_ours(ds: Any, ckpt: Any, *, fast_path: Any, name: str) -> np.ndarray:
     from airflowdsl.train.batch_predictor import BatchPredictor
     from airflowdsl.train.torch import TorchPredictor
 
     predictor = BatchPredictor.from_checkpoint(ckpt, TorchPredictor)
     out = predictor.predict(ds, feature_columns=FEATURES, fast_path=fast_path)
+    PATHS.setdefault((ds.count(), name), set()).add(str(predictor.last_path))
     return out.to_pandas()["predictions"].to_numpy()
 
 
@@ -106,6 +110,10 @@ def main() -> None:
     ckpt = TorchCheckpoint.from_model(model)
     path = os.path.join(ckpt.path, "recipe_model.pt")
     torch.save(model, path)
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    with open("/proc/loadavg") as fh:
+        load = " ".join(fh.read().split()[:3])
+    print(f"{started}, load average {load}")
     print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
           f"Ray {ray.__version__}, torch {torch.__version__}; best of {args.runs} after a warm-up")
     print(f"{'rows':>9} {'contender':>10} {'best s':>8} {'rows/s':>12} {'vs loop':>8} "
@@ -118,8 +126,8 @@ def main() -> None:
         contenders = {
             "loop": lambda ds=ds: run_loop(ds, model),
             "recipe": lambda ds=ds: run_recipe(ds, path),
-            "ours": lambda ds=ds: run_ours(ds, ckpt, fast_path="auto"),
-            "ours-pool": lambda ds=ds: run_ours(ds, ckpt, fast_path=False),
+            "ours": lambda ds=ds: run_ours(ds, ckpt, fast_path="auto", name="ours"),
+            "ours-pool": lambda ds=ds: run_ours(ds, ckpt, fast_path=False, name="ours-pool"),
         }
         best: dict[str, float] = {}
         reference = None
@@ -135,8 +143,15 @@ def main() -> None:
                     best[name] = min(best.get(name, float("inf")), took)
         for name, took in best.items():
             rate = n / took
+            where = "/".join(sorted(PATHS.get((n, name), set())))
             print(f"{n:>9} {name:>10} {took:>8.3f} {rate:>12,.0f} "
-                  f"{best['loop'] / took:>8.2f} {best['recipe'] / took:>9.2f}")
+                  f"{best['loop'] / took:>8.2f} {best['recipe'] / took:>9.2f}  {where}")
+        ours = best["loop"] / best["ours"], best["recipe"] / best["ours"]
+        print(f"  targets at {n} rows: ours >= 0.5x loop: {'met' if ours[0] >= 0.5 else 'NOT met'}"
+              f" ({ours[0]:.2f}x); ours >= recipe: {'met' if ours[1] >= 1 else 'NOT met'}"
+              f" ({ours[1]:.2f}x)")
+    with open("/proc/loadavg") as fh:
+        print(f"load average at the end {' '.join(fh.read().split()[:3])}")
     ray.shutdown()
 
 

@@ -3,11 +3,12 @@
 Two ways to score, chosen per call (``fast_path="auto"``):
 
 - **In this process** (the fast path) when the whole job is cheap: the input is
-  materialized, one batch is scored here as a probe, and when the estimate for all rows
-  stays under ``FAST_PATH_BUDGET_S`` (and the data under ``FAST_PATH_MAX_BYTES``) the
-  rest is scored here too, with one predictor restored once per process and reused by
-  later calls. Starting an actor pool costs seconds (new processes importing the
-  framework and restoring the model), far more than scoring a few hundred thousand
+  materialized, its blocks are read from the object store, the first rows are scored
+  as a probe, and when the estimate for all rows stays under ``FAST_PATH_BUDGET_S``
+  (and the data under ``FAST_PATH_MAX_BYTES``) the rest is scored here too, in large
+  slices, with one predictor restored once per process and reused by later calls
+  (``batch_inprocess``). Starting an actor pool costs seconds (new processes importing
+  the framework and restoring the model), far more than scoring a few hundred thousand
   rows with a small model.
 - **On an actor pool** (Ray Data ``map_batches`` with actors) otherwise. The input is
   materialized first ("data first, then reservations", docs/runtime.md), then the pool
@@ -24,7 +25,6 @@ checkpoint's preprocessor is applied before ``feature_columns`` are selected.
 from __future__ import annotations
 
 import math
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Literal
@@ -34,18 +34,14 @@ import pandas as pd
 from airflowdsl.air.checkpoint import Checkpoint
 from airflowdsl.air.resources import NESTED_RESERVE_CPUS, free_for_nested
 from airflowdsl.errors import ResourceError
+from airflowdsl.train.batch_inprocess import (
+    FAST_PATH_BUDGET_S,
+    FAST_PATH_MAX_BYTES,
+    as_dataset,
+    score_frame,
+    score_in_process,
+)
 from airflowdsl.train.predictor import Predictor
-
-#: score in this process when the whole job is estimated to take less (seconds)
-FAST_PATH_BUDGET_S = 2.0
-#: ... and the materialized input is at most this large (bytes)
-FAST_PATH_MAX_BYTES = 2 * 2**30
-#: inputs up to this size are pulled here before the probe (bigger: a probe batch only)
-PULL_FIRST_BYTES = 256 * 2**20
-#: rows per model call on the fast path (at least ``batch_size``)
-IN_PROCESS_ROWS = 65536
-#: assumed speed of moving a materialized dataset into this process (bytes/s)
-PULL_BYTES_PER_S = 1e9
 
 _PREDICTORS: OrderedDict[tuple[Any, ...], Predictor] = OrderedDict()
 _PREDICTORS_KEPT = 4
@@ -73,18 +69,6 @@ def restore(checkpoint: Checkpoint, predictor_cls: type[Predictor],
         while len(_PREDICTORS) > _PREDICTORS_KEPT:
             _PREDICTORS.popitem(last=False)
     return predictor
-
-
-def score_frame(predictor: Predictor, batch: pd.DataFrame, *,
-                feature_columns: list[str] | None, keep_columns: list[str] | None,
-                predict_kwargs: dict[str, Any]) -> pd.DataFrame:
-    """One pandas batch: preprocessor, feature columns, model, kept columns."""
-    prepared = predictor.preprocess(batch)
-    features = prepared[feature_columns] if feature_columns else prepared
-    out = predictor.predict_frame(features, **predict_kwargs)
-    for col in keep_columns or []:
-        out[col] = batch[col].to_numpy()
-    return out
 
 
 class _ScoringActor:
@@ -177,21 +161,25 @@ class BatchPredictor:
             **predict_kwargs: passed to the predictor's ``predict``.
 
         Raises:
+            TypeError: ``predict_kwargs`` the predictor's ``predict`` does not take.
             ResourceError: the actors ask for more than the cluster has.
         """
         import ray.data
 
+        if isinstance(self.predictor_cls, type) and issubclass(self.predictor_cls, Predictor):
+            self.predictor_cls.check_predict(predict_kwargs)  # now, not in an actor
         if isinstance(data, pd.DataFrame):
             data = ray.data.from_pandas(data)
         options = {"feature_columns": feature_columns, "keep_columns": keep_columns,
                    "predict_kwargs": predict_kwargs}
-        frame = None
         if not num_gpus_per_worker and fast_path is not False:
             data = _materialized(data)  # data first, then reservations
-            frame = self._fast_frame(data, batch_size, options, force=fast_path is True)
-        if frame is not None:
-            self.last_path = "process"
-            return self._score_here(frame, batch_size, options)
+            predictor = restore(self.checkpoint, self.predictor_cls, self.predictor_kwargs)
+            frame = score_in_process(data, predictor, batch_size=batch_size, options=options,
+                                     force=fast_path is True)
+            if frame is not None:
+                self.last_path = "process"
+                return as_dataset(frame)
         self.last_path = "pool"
         return self._score_on_pool(
             data, batch_size=batch_size, options=options, min_workers=min_scoring_workers,
@@ -212,6 +200,8 @@ class BatchPredictor:
         options = {"feature_columns": pool.pop("feature_columns", None),
                    "keep_columns": pool.pop("keep_columns", None),
                    "predict_kwargs": predict_kwargs}
+        if isinstance(self.predictor_cls, type) and issubclass(self.predictor_cls, Predictor):
+            self.predictor_cls.check_predict(predict_kwargs)
         self.last_path = "pool"
         return self._score_on_pool(
             data, batch_size=pool.get("batch_size", 4096), options=options,
@@ -220,49 +210,6 @@ class BatchPredictor:
             num_cpus=pool.get("num_cpus_per_worker"),
             num_gpus=pool.get("num_gpus_per_worker", 0),
             ray_remote_args=pool.get("ray_remote_args") or {}, materialize=False)
-
-    # --- in this process ---------------------------------------------------------------
-    def _fast_frame(self, data: Any, batch_size: int, options: dict[str, Any], *,
-                    force: bool) -> pd.DataFrame | None:
-        """The input as one pandas frame when scoring it here is cheap, else None. One
-        batch is scored as a probe; the job is cheap when the estimate for all rows plus
-        moving them here (``PULL_BYTES_PER_S``) stays under ``FAST_PATH_BUDGET_S``."""
-        if force:
-            return data.to_pandas()
-        size = data.size_bytes() or 0
-        if size > FAST_PATH_MAX_BYTES:
-            return None
-        rows = data.count()
-        if rows == 0:
-            return data.to_pandas()
-        frame = data.to_pandas() if size <= PULL_FIRST_BYTES else None
-        probe_rows = min(rows, max(batch_size, 1024))
-        probe = frame.iloc[:probe_rows] if frame is not None else \
-            data.limit(probe_rows).to_pandas()
-        predictor = restore(self.checkpoint, self.predictor_cls, self.predictor_kwargs)
-        started = time.perf_counter()
-        score_frame(predictor, probe, **options)
-        # the probe ran at batch_size; the rest runs in IN_PROCESS_ROWS slices, which is
-        # not slower per row, so this estimate errs on the pool's side
-        estimate = (time.perf_counter() - started) * rows / probe_rows
-        if frame is None:
-            estimate += size / PULL_BYTES_PER_S
-        if estimate >= FAST_PATH_BUDGET_S:
-            return None
-        return frame if frame is not None else data.to_pandas()
-
-    def _score_here(self, frame: pd.DataFrame, batch_size: int, options: dict[str, Any]
-                    ) -> Any:
-        import ray.data
-
-        predictor = restore(self.checkpoint, self.predictor_cls, self.predictor_kwargs)
-        # in this process a batch only bounds memory: slices of IN_PROCESS_ROWS rows cut the
-        # per-batch pandas/framework overhead (row-wise models give the same predictions)
-        step = max(int(batch_size), IN_PROCESS_ROWS)
-        parts = [score_frame(predictor, frame.iloc[i:i + step], **options)
-                 for i in range(0, len(frame), step)] or [score_frame(predictor, frame, **options)]
-        return ray.data.from_pandas(pd.concat(parts, ignore_index=True)
-                                    if len(parts) > 1 else parts[0])
 
     # --- on an actor pool ---------------------------------------------------------------
     def _score_on_pool(self, data: Any, *, batch_size: int, options: dict[str, Any],

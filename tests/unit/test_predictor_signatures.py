@@ -102,3 +102,17 @@ def test_feature_columns_select_what_the_model_sees() -> None:
     np.testing.assert_allclose(
         _sklearn().predict(wide, feature_columns=["a", "b"])["predictions"],
         _sklearn().predict(X)["predictions"])
+
+
+def test_batch_predictor_checks_predict_keywords_before_anything_runs() -> None:
+    import torch
+
+    from airflowdsl.train.batch_predictor import BatchPredictor
+
+    batch = BatchPredictor.from_checkpoint(TorchCheckpoint.from_model(torch.nn.Linear(2, 1)),
+                                           TorchPredictor)
+    with pytest.raises(TypeError, match=r"dtpye.*takes \['dtype'\]"):
+        batch.predict(X, dtpye="float64")  # raised before Ray is started or data is read
+    with pytest.raises(TypeError, match="use_gpuu"):
+        BatchPredictor.from_checkpoint(TorchCheckpoint.from_model(torch.nn.Linear(2, 1)),
+                                       TorchPredictor, use_gpuu=True)
