@@ -26,7 +26,7 @@ from airflowdsl.errors import StepFailed
 from airflowdsl.runtime import cutoff, serializers, summaries
 from airflowdsl.runtime.outputcheck import OutputCheck, wrong_output
 from airflowdsl.runtime.runlog import upload_logs
-from airflowdsl.runtime.store import ArtifactStore, Manifest
+from airflowdsl.runtime.store import ArtifactStore, Manifest, hand_on, resolve
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -110,10 +110,10 @@ def _gather(p: Payload, values: tuple[Any, ...]) -> dict[str, Any]:
     pos = 0
     for param, how, extra in p.args:
         if how == "ref":
-            kwargs[param] = values[pos]
+            kwargs[param] = resolve(values[pos])
             pos += 1
         elif how == "refs":
-            kwargs[param] = tuple(values[pos:pos + extra])
+            kwargs[param] = tuple(resolve(v) for v in values[pos:pos + extra])
             pos += extra
         else:
             assert store is not None
@@ -178,6 +178,7 @@ def run_step(blob: bytes, *values: Any) -> tuple[Any, ...]:
                 cutoff.claim(p, values) as claim:
             if claim.hit is not None:  # stored meanwhile, or an upstream re-ran identically
                 out = claim.served()
+                out = (*hand_on(claim.store, claim.hit[1], out[:-1]), out[-1])
             else:
                 out = _run_step(p, values, claim)
             copies.keep(out)
@@ -217,6 +218,7 @@ def _run_step(p: Payload, values: tuple[Any, ...], claim: cutoff.Claim) -> tuple
                     pending.commit()
             outputs = tuple(store.load(manifest, i, verify=False) if serializers.from_store(v)
                             else v for i, v in enumerate(outputs))
+            outputs = hand_on(store, manifest, outputs)  # remote: checkpoints by reference
         else:
             outputs = tuple(v.materialize() if serializers.is_dataset(v) else v for v in outputs)
     except Exception as exc:
