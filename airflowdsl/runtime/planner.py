@@ -172,7 +172,9 @@ def _lookup(plan: StepPlan, store: ArtifactStore) -> None:
 
 def _verify_needed(compiled: CompiledGraph, plans: dict[str, StepPlan], store: ArtifactStore
                    ) -> dict[str, str]:
-    """Checksum cached artifacts that will be read; recompute corrupt ones (returned)."""
+    """Checksum cached artifacts that will be read; recompute corrupt ones (returned).
+    On a remote store only their file lists and sizes are checked here (checksums would
+    download every input to the driver): the task that loads one checksums it."""
     outs = output_nodes(compiled.outputs)
     graph = compiled.graph
     found: dict[str, str] = {}
@@ -182,7 +184,7 @@ def _verify_needed(compiled: CompiledGraph, plans: dict[str, StepPlan], store: A
             continue
         consumers = [plans[c] for c in graph.successors(name)]
         if name in outs or any(c.action == "run" for c in consumers):
-            if problem := store.verify(plan.manifest, deep=True):
+            if problem := store.verify(plan.manifest, deep=not store.is_remote):
                 warn_corrupt(plan.key.digest, problem)
                 plan.action, plan.manifest = "run", None
                 plan.reason = found[name] = f"stored artifact corrupt ({problem})"
