@@ -18,17 +18,15 @@ FEATURES = ["a", "b", "c"]
 
 
 @pytest.fixture(scope="module")
-def ckpt(ray_session: None) -> Checkpoint:
-    """A tiny MLP with a fitted AIR StandardScaler in its checkpoint."""
+def ckpt() -> Checkpoint:
+    """A tiny MLP with an AIR preprocessor in its checkpoint (Normalizer: no fit to run)."""
     import torch
-    from ray.data.preprocessors import StandardScaler
+    from ray.data.preprocessors import Normalizer
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
-    scaler = StandardScaler(columns=["a"])
-    scaler.fit(_data(50))
     checkpoint = TorchCheckpoint.from_model(model)
-    checkpoint.set_preprocessor(scaler)
+    checkpoint.set_preprocessor(Normalizer(columns=["a", "b"]))
     return checkpoint
 
 
@@ -37,8 +35,8 @@ def _data(n: int) -> object:
 
     rng = np.random.default_rng(1)
     frame = pd.DataFrame(rng.normal(10.0, 3.0, size=(n, 3)).astype(np.float32), columns=FEATURES)
-    frame["id"] = np.arange(n)
-    frame["name"] = [f"row{i}" for i in range(n)]
+    frame["id"] = np.arange(n)[::-1].copy()  # not the row number: order is checked by id
+    frame["name"] = [f"row{i}" for i in frame["id"]]
     cuts = [0, n // 4, n // 2, 3 * n // 4, n]
     return ray.data.from_pandas([frame.iloc[a:b] for a, b in zip(cuts, cuts[1:], strict=False)
                                  if b > a])
@@ -50,10 +48,11 @@ def _expected(ckpt: Checkpoint, ds: object) -> np.ndarray:
     return np.asarray(predictor.predict(frame[FEATURES])["predictions"], dtype=np.float32)
 
 
-def test_in_process_and_pool_paths_agree_in_order_with_kept_columns(ckpt: Checkpoint) -> None:
+def test_in_process_and_pool_paths_agree_in_order_with_kept_columns(ray_session: None,
+                                                                   ckpt: Checkpoint) -> None:
     import ray.data
 
-    ds = _data(3000).random_shuffle(seed=3).materialize()  # 4 blocks, ids out of order
+    ds = _data(3000).materialize()  # 4 blocks
     expected = _expected(ckpt, ds)
     ids = ds.to_pandas()["id"].to_numpy()
     batch = BatchPredictor.from_checkpoint(ckpt, TorchPredictor)
@@ -71,10 +70,11 @@ def test_in_process_and_pool_paths_agree_in_order_with_kept_columns(ckpt: Checkp
         assert list(frame["name"]) == [f"row{i}" for i in ids]
     # the in-process output is usable as any Dataset, more than once
     again = batch.predict(ds, feature_columns=FEATURES, keep_columns=["id"])
-    assert again.count() == 3000 and [r["id"] for r in again.take(3)] == list(ids[:3])
+    assert again.count() == 3000 and [r["id"] for r in again.take(3)] == [2999, 2998, 2997]
 
 
-def test_in_process_path_honours_sliced_blocks_and_small_inputs(ckpt: Checkpoint) -> None:
+def test_in_process_path_honours_sliced_blocks_and_small_inputs(ray_session: None,
+                                                               ckpt: Checkpoint) -> None:
     batch = BatchPredictor.from_checkpoint(ckpt, TorchPredictor)
     for ds in (_data(3000).limit(1234).materialize(), _data(7).materialize()):
         out = batch.predict(ds, feature_columns=FEATURES, keep_columns=["id"],
