@@ -68,6 +68,10 @@ class RayCluster:
             elif warmray.enabled() and (head := warmray.read_head()) and head.get("ready"):
                 warmray.use_head(head)  # ``airflowdsl ray up``: no Ray start per run
                 ray.init(address=head["address"], **opts)
+                # at exit, disconnect before Ray's own exit hook, which first sleeps 0.5 s
+                # so that worker output still in flight gets printed (a step's output is
+                # in its log file already); atexit runs this one first (registered later)
+                atexit.register(_disconnect, ray.get_runtime_context().get_job_id())
             else:
                 ray.init(include_dashboard=False, **opts)
                 if not self.started:
@@ -159,6 +163,15 @@ class RayCluster:
                     slots, placement_group_capture_child_tasks=False)
             task = self._task_options[key] = self._remote_fn.options(**opts)
         return task
+
+
+def _disconnect(job: str) -> None:
+    """Leave the warm head at interpreter exit (only the connection this process made:
+    the same Ray job, still connected)."""
+    import ray
+
+    if ray.is_initialized() and ray.get_runtime_context().get_job_id() == job:
+        ray.shutdown()
 
 
 def ship_by_value(modules: Iterable[str]) -> None:
