@@ -31,11 +31,11 @@ FILES = ["preprocessors.py", "checkpoint_usage.py", "predictors.py", "lightgbm_t
          "hf_trainer.py", "rl_trainer.py", "tuner.py"]
 #: imported by a file above (tuner.py), not run on its own
 HELPERS = ["torch_linear_example.py"]
-#: what CI runs by default (~150 s budget): every trainer page but RL, checkpoints,
-#: predictors and preprocessors; AIRFLOWDSL_AIR_DOCS=all runs every file (~6 min on the
-#: 2-CPU dev box: the starters, the key-concepts page, the Tuner guide and RL add Tune
-#: trials and an RLlib PPO run)
-CI_FILES = ["preprocessors.py", "checkpoint_usage.py", "predictors.py", "lightgbm_trainer.py",
+#: what CI runs by default (~150 s budget): every trainer page but RL, checkpoints and
+#: predictors (102 s of files on the loaded 2-CPU dev box); AIRFLOWDSL_AIR_DOCS=all runs
+#: every file (the starters, the key-concepts page and the Tuner guide add Tune trials,
+#: rl_trainer an RLlib PPO run, preprocessors.py ~50 s of small Ray Data aggregations)
+CI_FILES = ["checkpoint_usage.py", "predictors.py", "lightgbm_trainer.py",
             "sklearn_trainer.py", "xgboost_batch_prediction.py", "torch_trainer.py",
             "hvd_trainer.py", "tf_starter.py", "hf_trainer.py"]
 
