@@ -4,6 +4,7 @@ of a Tuner's param_space; the trials table a Tuner records."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,61 @@ def test_tuner_resolves_search_spaces_in_configs_and_records_trials(ray_session:
     failed = Tuner(trainer, param_space={"scaling_config": bad},
                    run_config=RunConfig(name="bad", storage_path=str(tmp_path), verbose=0)).fit()
     assert failed.num_errors == 1 and "greater than or equal to 0" in str(failed.errors[0])
+
+
+#: DeprecationWarnings Ray Data's own ``DataContext()`` constructor emits in every new
+#: process (it sets each field, deprecated ones included): not from how we call Ray.
+_RAY_CONSTRUCTOR = ("use_push_based_shuffle", "use_polars", "use_arrow_tensor_v2")
+
+
+def test_trials_fit_their_own_preprocessor_quietly_and_leave_home_clean(
+        ray_session: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A preprocessor grid (each trial fits its own, beside 2 fractional workers: Ray Data's
+    aggregation must not be captured by the trial's placement group); no deprecation from
+    how we call Ray Data / Tune; nothing under ~/ray_results (default storage: ./.airflowdsl)."""
+    import logging
+    import warnings
+
+    import ray.data
+    from ray.data.preprocessors import MinMaxScaler, StandardScaler
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("AIRFLOWDSL_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    logged: list[str] = []
+
+    class Deprecations(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "deprecat" in record.getMessage().lower():
+                logged.append(record.getMessage())
+
+    handler = Deprecations()
+    logging.getLogger("ray").addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            grid = Tuner(
+                XGBoostTrainer(
+                    datasets={"train": ray.data.from_pandas(_frame(200, 4)),
+                              "valid": ray.data.from_pandas(_frame(60, 5))},
+                    label_column="y", params={"objective": "binary:logistic"},
+                    num_boost_round=2, scaling_config=ScalingConfig(num_workers=2),
+                    run_config=RunConfig(verbose=0)),
+                param_space={"preprocessor": grid_search([StandardScaler(columns=FEATURES),
+                                                          MinMaxScaler(columns=FEATURES)])},
+                tune_config=TuneConfig(metric="valid-logloss", mode="min"),
+            ).fit()
+    finally:
+        logging.getLogger("ray").removeHandler(handler)
+    assert len(grid) == 2 and grid.num_errors == 0, grid.errors
+    assert sorted(type(r.checkpoint.get_preprocessor()).__name__ for r in grid) == [
+        "MinMaxScaler", "StandardScaler"]  # each trial fitted and stored its own
+    ours = [f"{w.filename}:{w.lineno}: {w.message}" for w in caught
+            if issubclass(w.category, DeprecationWarning)
+            and ("airflowdsl" in w.filename or f"{os.sep}ray{os.sep}" in w.filename)
+            and not any(name in str(w.message) for name in _RAY_CONSTRUCTOR)]
+    assert not ours and not logged, (ours, logged)
+    assert not list(home.glob("ray_results*")) and not (home / "ray_results").exists()
+    assert (tmp_path / ".airflowdsl" / "train").is_dir()  # RunConfig's default storage
