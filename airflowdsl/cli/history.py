@@ -108,6 +108,8 @@ def _records_table(step: str, kind: str, rows: list[dict[str, Any]], *,
         best = next((i for i, row in enumerate(rows) if row.get("best")), None)
         t = _table("trial", "status", "best", *params, *metrics,
                    title=f"{step}: {len(rows)} trial(s)")
+        t.columns[0].min_width = None  # trial ids are short; a narrow terminal folds the
+        t.columns[1].no_wrap = True  # metric values, never a status (TERMINATED / ERROR)
         for i, (row, cfg) in enumerate(zip(rows, configs, strict=True)):
             if limit is not None and i >= limit and i != best:
                 continue
