@@ -21,8 +21,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _leftovers(root: str) -> list[str]:
-    """Checkpoint copies loaded from the store that were not removed."""
-    return [n for n in os.listdir(root) if n.startswith("airflowdsl-loaded-")]
+    """Files of checkpoint copies loaded from the store that were not removed (a worker's
+    per-process folder for them stays, empty, until the process exits)."""
+    return [os.path.join(d, f) for n in os.listdir(root) if n.startswith("airflowdsl-loaded-")
+            for d, _, files in os.walk(os.path.join(root, n)) for f in files]
 
 
 def test_pipeline_across_nodes_on_s3(multinode, tmp_path: Path, monkeypatch) -> None:
@@ -35,6 +37,9 @@ def test_pipeline_across_nodes_on_s3(multinode, tmp_path: Path, monkeypatch) -> 
     uri = multinode.s3.uri("pipelines/spread")
     run = spread.run(store=uri)
     assert run.status == "succeeded", run.error
+    # nothing of an artifact on the nodes' disks: no local store, no loaded copies left
+    assert not (tmp_path / ".airflowdsl").exists()
+    assert _leftovers(multinode.tmpdir) == []
     out = run.output
     assert out["torch_nodes"] == 2  # STRICT_SPREAD: one worker on each 1-CPU node
     assert out["n_test"] == 100 and 0.0 <= out["mean_prediction"] <= 1.0
@@ -61,10 +66,6 @@ def test_pipeline_across_nodes_on_s3(multinode, tmp_path: Path, monkeypatch) -> 
                 assert value.count() > 0
             elif o["format"] == "checkpoint":
                 assert value.to_dict()
-
-    # nothing of an artifact on the local disk: no local store, no loaded copies left
-    assert not (tmp_path / ".airflowdsl").exists()
-    assert _leftovers(multinode.tmpdir) == []
 
     again = spread.run(store=uri)
     assert again.status == "succeeded"
