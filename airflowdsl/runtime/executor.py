@@ -9,24 +9,18 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflowdsl.air import progress
-from airflowdsl.air.progress import StepContext
 from airflowdsl.air.resources import DEFAULT_PENDING_TIMEOUT_S
-from airflowdsl.runtime import scheduler
 from airflowdsl.runtime.contracts import CompiledGraph, PipelineOutputs
-from airflowdsl.runtime.fingerprint import project_modules
 from airflowdsl.runtime.history import History, new_run_id
 from airflowdsl.runtime.planner import StepPlan, make_plan, output_refs
-from airflowdsl.runtime.raycluster import RayCluster, ship_by_value
-from airflowdsl.runtime.resources import Request, check_feasible
 from airflowdsl.runtime.run import Run, StepRun
 from airflowdsl.runtime.rungraph import write_run_graph
-from airflowdsl.runtime.runlog import capture_worker_output, run_log_dir, spool_dir, upload_logs
 from airflowdsl.runtime.store import ArtifactStore, resolve
-from airflowdsl.runtime.tasks import StepFailed
-from airflowdsl.runtime.watchdog import StallMonitor
+
+if TYPE_CHECKING:  # the Ray-only modules are imported in _run_on_ray: a fully cached
+    from airflowdsl.runtime import scheduler  # rerun never imports them (nor Ray)
 
 Listener = Callable[[str, str, StepRun], None]
 
@@ -103,16 +97,20 @@ def execute(compiled: CompiledGraph, *, store: str | os.PathLike[str] | None = N
     history.record_steps(run_id, [(steps[n], p.key.components()) for n, p in plans.items()
                                   if p.action != "run"])
     refs: dict[str, list[Any]] = {}
-    control = scheduler.Control()
-    # a finished step reaches the history within HISTORY_FLUSH_S even while a long
-    # step runs on (live views read the history)
-    control.tick = lambda: flush() if unrecorded and \
-        time.monotonic() - last_flush[0] >= HISTORY_FLUSH_S else None
+    cancelled = False
     try:
         if any(p.action == "run" for p in plans.values()):
+            from airflowdsl.runtime import scheduler
+
+            control = scheduler.Control()
+            # a finished step reaches the history within HISTORY_FLUSH_S even while a
+            # long step runs on (live views read the history)
+            control.tick = lambda: flush() if unrecorded and \
+                time.monotonic() - last_flush[0] >= HISTORY_FLUSH_S else None
             with _sigint_cancels(control):
                 refs = _run_on_ray(compiled, plans, st if persist else None, run_id, emit,
                                    control, pending_timeout, echo_worker_output)
+            cancelled = control.cancelled
     except BaseException as exc:
         flush()
         status = "failed"
@@ -122,9 +120,9 @@ def execute(compiled: CompiledGraph, *, store: str | os.PathLike[str] | None = N
         raise
     flush()
     failed = next((s for s in steps.values() if s.status == "failed"), None)
-    status = "failed" if failed else "cancelled" if control.cancelled else "succeeded"
+    status = "failed" if failed else "cancelled" if cancelled else "succeeded"
     error = f"step {failed.name!r} failed: {failed.error}" if failed else \
-        "cancelled (Ctrl-C)" if control.cancelled else None
+        "cancelled (Ctrl-C)" if cancelled else None
     ended = time.time()
     history.finish_run(run_id, status, ended, error, failed.traceback if failed else None)
     loader = _loader(plans, refs, st)
@@ -160,6 +158,15 @@ def _sigint_cancels(control: scheduler.Control) -> Iterator[None]:
 def _run_on_ray(compiled: CompiledGraph, plans: dict[str, StepPlan], st: ArtifactStore | None,
                 run_id: str, emit: scheduler.Event, control: scheduler.Control,
                 pending_timeout: float | None, echo: bool) -> dict[str, list[Any]]:
+    from airflowdsl.air import progress
+    from airflowdsl.air.progress import StepContext
+    from airflowdsl.runtime import scheduler
+    from airflowdsl.runtime.fingerprint import project_modules
+    from airflowdsl.runtime.raycluster import RayCluster, ship_by_value
+    from airflowdsl.runtime.resources import Request, check_feasible
+    from airflowdsl.runtime.runlog import capture_worker_output, run_log_dir, spool_dir, upload_logs
+    from airflowdsl.runtime.watchdog import StallMonitor
+
     cluster = RayCluster.current()
     cluster.connect(quiet=not echo)
     if control.cancelled:
@@ -221,9 +228,13 @@ def _apply(step: StepRun, status: str, data: dict[str, Any], st: ArtifactStore) 
         if data.get("served"):  # the task found its key stored (runtime.cutoff)
             step.cached, step.reason = True, str(data["served"])
     exc = data.get("exception")
+    if exc is None:
+        return
+    from airflowdsl.runtime.tasks import StepFailed
+
     if isinstance(exc, StepFailed):
         step.error, step.traceback, step.ended = exc.error, exc.user_traceback, now
-    elif exc is not None:
+    else:
         step.error, step.ended = f"{type(exc).__name__}: {exc}", now
 
 

@@ -45,6 +45,20 @@ def test_import_and_compile_load_no_ray_or_pandas() -> None:
     assert out == "[]"
 
 
+def test_the_executor_imports_ray_only_modules_when_a_step_runs() -> None:
+    """A fully cached rerun plans, checks the store and records the run: the scheduler,
+    Ray and the task modules are imported only once a step has to run (``_run_on_ray``)."""
+    ray_only = ("ray", "pandas", "pyarrow", "airflowdsl.runtime.scheduler",
+                "airflowdsl.runtime.raycluster", "airflowdsl.runtime.tasks",
+                "airflowdsl.runtime.runlog", "airflowdsl.runtime.watchdog")
+    out = _fresh(f"""
+        import sys
+        import airflowdsl.runtime.executor
+        print(sorted(m for m in {ray_only!r} if m in sys.modules))
+    """)
+    assert out == "[]"
+
+
 def test_train_stays_the_decorator_when_trainer_modules_load_later() -> None:
     out = _fresh("""
         import airflowdsl as af
