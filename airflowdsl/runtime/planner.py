@@ -24,16 +24,18 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import networkx as nx
 
 from airflowdsl.runtime.cache import DEFAULT_POLICY, PENDING, CacheKey, KeyContext, expired
 from airflowdsl.runtime.contracts import CompiledGraph, OutputRefLike, PipelineOutputs, StepLike
-from airflowdsl.runtime.cutoff import CacheCtl
 from airflowdsl.runtime.fingerprint import Fingerprint
 from airflowdsl.runtime.manifests import output_content
 from airflowdsl.runtime.store import ArtifactStore, Manifest, warn_corrupt
+
+if TYPE_CHECKING:  # cutoff runs in the task: a fully cached rerun does not import it
+    from airflowdsl.runtime.cutoff import CacheCtl
 
 
 @dataclass
@@ -54,6 +56,8 @@ class StepPlan:
 
     def ctl(self) -> CacheCtl:
         """What the step's task needs to resolve its key and look it up (``cutoff``)."""
+        from airflowdsl.runtime.cutoff import CacheCtl
+
         ups = tuple(dict.fromkeys(ref.split("#")[0] for ref in self.key.pending.values()))
         ttl = self.spec.cache_ttl
         stale = any(k.startswith("stale:") for k in self.key.parts[0].detail)

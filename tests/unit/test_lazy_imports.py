@@ -50,7 +50,8 @@ def test_the_executor_imports_ray_only_modules_when_a_step_runs() -> None:
     Ray and the task modules are imported only once a step has to run (``_run_on_ray``)."""
     ray_only = ("ray", "pandas", "pyarrow", "airflowdsl.runtime.scheduler",
                 "airflowdsl.runtime.raycluster", "airflowdsl.runtime.tasks",
-                "airflowdsl.runtime.runlog", "airflowdsl.runtime.watchdog")
+                "airflowdsl.runtime.runlog", "airflowdsl.runtime.watchdog",
+                "airflowdsl.runtime.cutoff", "airflowdsl.air.progress")
     out = _fresh(f"""
         import sys
         import airflowdsl.runtime.executor
