@@ -112,7 +112,9 @@ def get_dataset_shard(name: str = "train") -> Any:
         known = ", ".join(sorted(session.dataset_shards)) or "none"
         raise KeyError(f"no dataset named {name!r} was passed to the trainer (datasets: {known})")
     shard = session.dataset_shards[name]
-    if hasattr(shard, "iter_torch_batches") and not isinstance(shard, DatasetShard):
+    if isinstance(shard, DatasetShard):
+        return shard.with_device(torch_device)
+    if hasattr(shard, "iter_torch_batches"):
         shard = session.dataset_shards[name] = DatasetShard(shard, device=torch_device)
     return shard
 

@@ -19,6 +19,7 @@ from airflowdsl.air.config import FailureConfig, RunConfig, ScalingConfig
 from airflowdsl.air.resources import free_for_nested
 from airflowdsl.air.result import Result
 from airflowdsl.air.search import unresolved
+from airflowdsl.air.shard import DatasetShard
 from airflowdsl.errors import TrainingFailedError
 from airflowdsl.train import preprocess
 from airflowdsl.train.backend import Backend
@@ -203,8 +204,8 @@ def _shard_datasets(trainer: FitTrainer, n: int) -> list[dict[str, Any]]:
     for name, ds in trainer.datasets.items():
         ready = ds if _is_materialized(ds) else ds.materialize()
         parts = ready.split(n, equal=True) if name in trainer.split_datasets else [ready] * n
-        for rank, part in enumerate(parts):
-            per_rank[rank][name] = part.iterator()
+        for rank, part in enumerate(parts):  # batched in the worker (air/shard.py)
+            per_rank[rank][name] = DatasetShard.of_materialized(part)
     return per_rank
 
 

@@ -58,3 +58,19 @@ def test_other_columns_and_collate_fn_go_to_ray() -> None:
     # everything else is the wrapped iterator's
     assert shard.schema().names == ["x", "n", "flag", "name"]
     assert shard.ray_iterator is not shard
+
+
+def test_local_shard_of_a_materialized_split_gives_rays_batches() -> None:
+    import ray.data
+
+    part = ray.data.from_pandas(_frame()).materialize().split(2, equal=True)[1]
+    shard = DatasetShard.of_materialized(part)
+    assert shard.local
+    kwargs = {"batch_size": 32, "device": "cpu",
+              "dtypes": {"x": torch.float32, "n": torch.int32, "flag": torch.bool}}
+    for _ in range(2):  # the second epoch batches the once-fetched copy
+        _same(list(shard.iter_torch_batches(**kwargs)),  # type: ignore[arg-type]
+              list(part.iterator().iter_torch_batches(**kwargs)))  # type: ignore[arg-type]
+    shuffled = list(shard.iter_torch_batches(batch_size=32, local_shuffle_buffer_size=64))
+    rows = sorted(part.to_pandas()["n"].tolist())
+    assert len(rows) == 150 and sorted(torch.cat([b["n"] for b in shuffled]).tolist()) == rows
