@@ -124,6 +124,25 @@ def test_symlink_out_of_the_store_is_rejected(tmp_path: Path) -> None:
         st.load(m, 0, verify=False)
 
 
+def test_a_linked_directory_inside_an_output_is_resolved(tmp_path: Path) -> None:
+    """Only names with a symlink among their components are resolved (``escapes``): a
+    link at any depth below the output's directory is followed, one inside it passes."""
+    from airflowdsl.runtime.manifests import escapes
+
+    out, outside = tmp_path / "out", tmp_path / "outside"
+    (out / "a").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "f.bin").write_bytes(b"x")
+    (out / "a" / "g.bin").write_bytes(b"y")
+    files = {"a/g.bin": [1, "0" * 32], "a/b/f.bin": [1, "0" * 32]}
+    (out / "a" / "b").symlink_to(out / "a")  # a link that stays inside
+    (out / "a" / "f.bin").write_bytes(b"x")
+    assert escapes(str(out), files) is None
+    (out / "a" / "b").unlink()
+    (out / "a" / "b").symlink_to(outside)  # the same name, now leading outside
+    assert escapes(str(out), files) == "a/b/f.bin"
+
+
 def test_checkpoint_type_comes_from_the_registry_only(tmp_path: Path) -> None:
     mod = tmp_path / "sneaky_mod_x1.py"
     marker = tmp_path / "IMPORTED"
