@@ -191,20 +191,22 @@ class History:
 
     def record_steps(self, run_id: str, steps: list[tuple[StepRun, dict[str, Any] | None]]) -> None:
         """Insert or replace step rows (with their key components) and their metrics."""
-        with self._tx() as c:
-            for s, components in steps:
-                c.execute(_INSERT_STEP, (
-                    run_id, s.name, s.kind, s.status, int(s.cached), s.started, s.ended,
-                    s.duration_s, s.cache_key, json.dumps(components) if components else None,
-                    json.dumps(s.artifacts), s.error, s.traceback, s.reason or None))
-                c.execute("DELETE FROM metrics WHERE run_id = ? AND step = ?", (run_id, s.name))
-                c.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)",
-                              [(run_id, s.name, k, float(v)) for k, v in s.metrics.items()])
-                c.execute("DELETE FROM step_records WHERE run_id = ? AND step = ?",
-                          (run_id, s.name))
-                c.executemany("INSERT INTO step_records VALUES (?, ?, ?, ?, ?)", [
-                    (run_id, s.name, kind, i, json.dumps(row, default=str))
-                    for kind, rows in s.records.items() for i, row in enumerate(rows)])
+        last = {s.name: (s, components) for s, components in steps}  # a repeat: last wins
+        names = [(run_id, name) for name in last]
+        with self._tx() as c:  # five statements per call, not five per step
+            c.executemany(_INSERT_STEP, [(
+                run_id, s.name, s.kind, s.status, int(s.cached), s.started, s.ended,
+                s.duration_s, s.cache_key, json.dumps(components) if components else None,
+                json.dumps(s.artifacts), s.error, s.traceback, s.reason or None)
+                for s, components in last.values()])
+            c.executemany("DELETE FROM metrics WHERE run_id = ? AND step = ?", names)
+            c.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", [
+                (run_id, s.name, k, float(v)) for s, _ in last.values()
+                for k, v in s.metrics.items()])
+            c.executemany("DELETE FROM step_records WHERE run_id = ? AND step = ?", names)
+            c.executemany("INSERT INTO step_records VALUES (?, ?, ?, ?, ?)", [
+                (run_id, s.name, kind, i, json.dumps(row, default=str)) for s, _ in last.values()
+                for kind, rows in s.records.items() for i, row in enumerate(rows)])
 
     def finish_run(self, run_id: str, status: str, ended: float, error: str | None = None,
                    traceback: str | None = None) -> None:

@@ -33,6 +33,26 @@ def test_records_and_reads_back(tmp_path: Path) -> None:
     assert mode[0] == "wal"
 
 
+def test_recording_a_step_again_replaces_its_metrics_and_records(tmp_path: Path) -> None:
+    """The executor records a step as it changes (running, then succeeded): the last
+    record of a step wins, also when one call names it twice."""
+    h = History.for_root(str(tmp_path))
+    rid = new_run_id()
+    h.start_run(rid, "p", {}, str(tmp_path), time.time())
+    h.record_steps(rid, [(StepRun("a", status="running", metrics={"old": 1.0}), None)])
+    h.record_steps(rid, [(StepRun("a", status="running", metrics={"x": 1.0},
+                                  records={"r": [{"i": 1}]}), None),
+                         (StepRun("a", status="succeeded", metrics={"acc": 0.5},
+                                  records={"r": [{"i": 2}]}), None),
+                         (StepRun("b", status="succeeded", metrics={"acc": 0.7}), None)])
+    run = h.run(rid)
+    assert run and {s["name"]: s["status"] for s in run["steps"]} == {"a": "succeeded",
+                                                                       "b": "succeeded"}
+    assert sorted((m["step"], m["name"], m["value"]) for m in run["metrics"]) == [
+        ("a", "acc", 0.5), ("b", "acc", 0.7)]
+    assert [r["data"] for r in h.records(rid, "a")] == [{"i": 2}]
+
+
 def test_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("AIRFLOWDSL_HISTORY", raising=False)
     assert history_path("/data/store") == Path("/data/store/history.sqlite")
