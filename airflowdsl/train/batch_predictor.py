@@ -235,6 +235,11 @@ class BatchPredictor:
             **ray_remote_args,
         )
         out.context.execution_options.preserve_order = True
+        # pandas blocks, as the in-process path gives: predictions and kept columns read
+        # back numpy-backed (AIR's shape; Ray >= 2.56 reads Arrow blocks as ArrowDtype,
+        # where ``(pred > 0.5) == label`` is False for every row)
+        if hasattr(out.context, "batch_to_block_arrow_format"):
+            out.context.batch_to_block_arrow_format = False
         return out
 
 

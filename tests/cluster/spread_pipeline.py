@@ -124,7 +124,9 @@ def predict(ckpt: af.Checkpoint, test: af.Dataset) -> af.Dataset:
 def evaluate(scored: af.Dataset, torch_ckpt: af.Checkpoint) -> dict[str, float]:
     frame = scored.to_pandas()
     nodes = torch_ckpt.to_dict()["nodes"]
+    hits = (frame["predictions"].to_numpy() > 0.5) == frame[LABEL].to_numpy()
     return {"mean_prediction": float(frame["predictions"].mean()),
+            "accuracy": float(hits.mean()),
             "n_test": float(len(frame)), "torch_nodes": float(len(set(nodes)))}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from airflowdsl.air import Checkpoint
@@ -38,8 +39,9 @@ def _data(n: int) -> object:
     frame["id"] = np.arange(n)[::-1].copy()  # not the row number: order is checked by id
     frame["name"] = [f"row{i}" for i in frame["id"]]
     cuts = [0, n // 4, n // 2, 3 * n // 4, n]
-    return ray.data.from_pandas([frame.iloc[a:b] for a, b in zip(cuts, cuts[1:], strict=False)
-                                 if b > a])
+    # Arrow blocks, as Parquet and from_items give: actors get pyarrow-backed batches
+    return ray.data.from_arrow([pa.Table.from_pandas(frame.iloc[a:b], preserve_index=False)
+                                for a, b in zip(cuts, cuts[1:], strict=False) if b > a])
 
 
 def _expected(ckpt: Checkpoint, ds: object) -> np.ndarray:
@@ -63,6 +65,10 @@ def test_in_process_and_pool_paths_agree_in_order_with_kept_columns(ray_session:
         assert isinstance(out, ray.data.Dataset)
         outs[batch.last_path] = out.to_pandas()
     assert set(outs) == {"process", "pool"}
+    # the same numpy dtypes whichever path scored (an ArrowDtype label compared with
+    # thresholded predictions was all False on the pool path)
+    assert outs["pool"].dtypes.to_dict() == outs["process"].dtypes.to_dict()
+    assert outs["pool"]["id"].dtype == np.int64
     for frame in outs.values():
         assert list(frame.columns) == ["predictions", "id", "name"]
         np.testing.assert_allclose(frame["predictions"], expected, rtol=1e-5, atol=1e-6)
