@@ -1,4 +1,5 @@
-"""AIR names the documentation code uses (tests/resources/air_docs) and what they mean here."""
+"""AIR names that Ray AIR's documentation code uses (ported and run in a session: see
+docs/training.md, "Ray AIR's documentation code") and what they mean here."""
 
 from __future__ import annotations
 

@@ -146,7 +146,7 @@ def test_keras_callback_under_airs_import_path() -> None:
     import tf_keras
 
     assert issubclass(ReportCheckpointCallback, tf_keras.callbacks.Callback)
-    # AIR 2.2-2.4's name for it (tf_starter.py in tests/resources/air_docs imports it)
+    # AIR 2.2-2.4's name for it (AIR's tf_starter.py imports it)
     assert importlib.import_module("airflowdsl.air.integrations.keras").Callback is \
         ReportCheckpointCallback
     with pytest.raises(AttributeError):
