@@ -27,7 +27,7 @@ from airflowdsl.air.checkpoint import Checkpoint
 from airflowdsl.air.config import CheckpointConfig, RunConfig, SyncConfig
 from airflowdsl.air.resources import free_for_nested
 from airflowdsl.air.result import Result
-from airflowdsl.air.search import config_fields, contains_search_space
+from airflowdsl.air.search import config_fields, contains_search_space, is_search_space
 from airflowdsl.train import preprocess
 from airflowdsl.train.trainer import BaseTrainer
 
@@ -274,7 +274,7 @@ def _materialized(trainer: BaseTrainer, param_space: dict[str, Any]
 def _candidates(value: Any) -> list[Any]:
     """The values a ``param_space`` entry can take that are known before the trials: a
     grid's values, a ``choice``'s categories, or the value itself (other spaces: none)."""
-    if isinstance(value, dict) and set(value) == {"grid_search"}:
+    if isinstance(value, dict) and is_search_space(value):
         return list(value["grid_search"])
     categories = getattr(value, "categories", None)
     if isinstance(categories, list):

@@ -164,9 +164,8 @@ def same_stored(store: Any, manifest: Manifest) -> Manifest | None:
             or [(o["format"], o["type"], o["files"]) for o in committed["outputs"]]
             != [(o["format"], o["type"], o["files"]) for o in manifest["outputs"]]):
         return None
-    for path, out in zip(store.artifact_paths(committed), committed["outputs"], strict=True):
-        if fsutil.list_files(None, path) != {rel: f[0] for rel, f in out["files"].items()}:
-            return None
+    if any(store.verify_output(committed, i, deep=False) for i in range(len(committed["outputs"]))):
+        return None  # files missing, resized or escaping the store
     return committed
 
 

@@ -10,6 +10,7 @@ gives; with persistence off it is materialized instead.
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import sys
@@ -247,16 +248,12 @@ COMMITS = "airflowdsl-commits"
 _WRITER: Any = None
 
 
-_NODE: list[str] = []
-
-
+@functools.cache
 def _node_id() -> str:
     """This worker's Ray node (once per process: the runtime context is not cheap)."""
-    if not _NODE:
-        import ray
+    import ray
 
-        _NODE.append(str(ray.get_runtime_context().get_node_id()))
-    return _NODE[0]
+    return str(ray.get_runtime_context().get_node_id())
 
 
 def _commit_beside(pending: Any, p: Payload, claim: cutoff.Claim) -> bool:

@@ -24,7 +24,7 @@ import pandas as pd
 from airflowdsl.air import session
 from airflowdsl.air.checkpoint import Checkpoint
 from airflowdsl.air.config import CheckpointConfig, RunConfig, ScalingConfig
-from airflowdsl.train.predictor import Predictor, numpy_backed
+from airflowdsl.train.predictor import Predictor
 from airflowdsl.train.trainer import DataParallelTrainer, accepted
 
 #: DMatrix / lgb.Dataset arguments that may name a column of the dataset instead of holding data
@@ -136,6 +136,19 @@ def to_frame(iterator: Any) -> pd.DataFrame:
         return pd.DataFrame()
     frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
     return numpy_backed(frame)
+
+
+def numpy_backed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Numeric/bool ``pyarrow``-backed columns (what Ray Data gives for Parquet) as numpy
+    columns: LightGBM rejects ArrowDtype outright. Nullable ints become float with NaN."""
+    arrow = [c for c, t in frame.dtypes.items()
+             if isinstance(t, pd.ArrowDtype) and t.numpy_dtype.kind in "fiub"]
+    if not arrow:
+        return frame
+    out = frame.copy(deep=False)
+    for col in arrow:
+        out[col] = frame[col].to_numpy()
+    return out
 
 
 def load_splits(label_column: str, dmatrix_params: dict[str, dict[str, Any]]) -> dict[str, Split]:

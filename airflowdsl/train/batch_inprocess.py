@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from airflowdsl.train.predictor import Predictor, numpy_backed
+from airflowdsl.train.predictor import Predictor
 
 #: score in this process when the whole job is estimated to take less (seconds)
 FAST_PATH_BUDGET_S = 2.0
@@ -46,10 +46,7 @@ PULL_BYTES_PER_S = 1e9
 def score_frame(predictor: Predictor, batch: pd.DataFrame, *,
                 feature_columns: list[str] | None, keep_columns: list[str] | None,
                 predict_kwargs: dict[str, Any]) -> pd.DataFrame:
-    """One pandas batch: preprocessor, feature columns, model, kept columns. Numeric
-    columns are numpy-backed whichever path scores (Ray Data hands actors pyarrow-backed
-    batches; the in-process path reads numpy-backed frames), so outputs compare alike."""
-    batch = numpy_backed(batch)
+    """One pandas batch: preprocessor, feature columns, model, kept columns."""
     prepared = predictor.preprocess(batch)
     if feature_columns and list(prepared.columns) != list(feature_columns):
         prepared = prepared[feature_columns]

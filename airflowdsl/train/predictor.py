@@ -176,18 +176,4 @@ def _to_array(out: pd.DataFrame) -> np.ndarray:
     return out.to_numpy()
 
 
-def numpy_backed(frame: pd.DataFrame) -> pd.DataFrame:
-    """Numeric/bool ``pyarrow``-backed columns (what Ray Data gives for Parquet) as numpy
-    columns: LightGBM rejects ArrowDtype outright, and an ArrowDtype bool compared with an
-    int column is False where numpy's is True. Nullable ints become float with NaN."""
-    arrow = [c for c, t in frame.dtypes.items()
-             if isinstance(t, pd.ArrowDtype) and t.numpy_dtype.kind in "fiub"]
-    if not arrow:
-        return frame
-    out = frame.copy(deep=False)
-    for col in arrow:
-        out[col] = frame[col].to_numpy()
-    return out
-
-
-__all__ = ["Predictor", "check_keywords", "numpy_backed"]
+__all__ = ["Predictor", "check_keywords"]
