@@ -80,13 +80,13 @@ def run_recipe(ds: Any, path: str) -> np.ndarray:
 PATHS: dict[tuple[int, str], set[str]] = {}  # (rows, contender) -> where ours scored
 
 
-def run_ours(ds: Any, ckpt: Any, *, fast_path: Any, name: str) -> np.ndarray:
+def run_ours(ds: Any, ckpt: Any, *, fast_path: Any, name: str, rows: int) -> np.ndarray:
     from airflowdsl.train.batch_predictor import BatchPredictor
     from airflowdsl.train.torch import TorchPredictor
 
     predictor = BatchPredictor.from_checkpoint(ckpt, TorchPredictor)
     out = predictor.predict(ds, feature_columns=FEATURES, fast_path=fast_path)
-    PATHS.setdefault((ds.count(), name), set()).add(str(predictor.last_path))
+    PATHS.setdefault((rows, name), set()).add(str(predictor.last_path))
     return out.to_pandas()["predictions"].to_numpy()
 
 
@@ -126,8 +126,9 @@ def main() -> None:
         contenders = {
             "loop": lambda ds=ds: run_loop(ds, model),
             "recipe": lambda ds=ds: run_recipe(ds, path),
-            "ours": lambda ds=ds: run_ours(ds, ckpt, fast_path="auto", name="ours"),
-            "ours-pool": lambda ds=ds: run_ours(ds, ckpt, fast_path=False, name="ours-pool"),
+            "ours": lambda ds=ds, n=n: run_ours(ds, ckpt, fast_path="auto", name="ours", rows=n),
+            "ours-pool": lambda ds=ds, n=n: run_ours(ds, ckpt, fast_path=False,
+                                                     name="ours-pool", rows=n),
         }
         best: dict[str, float] = {}
         reference = None
