@@ -28,6 +28,7 @@ from airflowdsl.air.config import CheckpointConfig, RunConfig, SyncConfig
 from airflowdsl.air.resources import free_for_nested
 from airflowdsl.air.result import Result
 from airflowdsl.air.search import config_fields, contains_search_space, is_search_space
+from airflowdsl.air.storage import Options, is_uri, options_for, resolve
 from airflowdsl.train import preprocess
 from airflowdsl.train.trainer import BaseTrainer
 
@@ -321,11 +322,25 @@ def _progress_callback() -> Any:
 # --- results -------------------------------------------------------------------------
 
 
-def _to_result(ray_result: Any, checkpoint_config: CheckpointConfig | None) -> Result:
-    """A Tune trial result as our ``Result`` (checkpoints are local directories)."""
-    best = [(Checkpoint(c.path), dict(m)) for c, m in (ray_result.best_checkpoints or [])]
+#: where a Tuner's storage is a URI: its scheme and options (``air.storage``)
+Remote = tuple[str, Options] | None
+
+
+def _ours(ray_ckpt: Any, remote: Remote) -> Checkpoint:
+    """A Tune checkpoint as ours: a local directory, or the URI it was persisted to."""
+    if remote is None:
+        return Checkpoint(ray_ckpt.path)
+    scheme, options = remote
+    return Checkpoint(f"{scheme}://{ray_ckpt.path.lstrip('/')}", storage_options=options)
+
+
+def _to_result(ray_result: Any, checkpoint_config: CheckpointConfig | None,
+               remote: Remote = None) -> Result:
+    """A Tune trial result as our ``Result`` (checkpoints are local directories, or URI
+    checkpoints where the Tuner's storage is a URI)."""
+    best = [(_ours(c, remote), dict(m)) for c, m in (ray_result.best_checkpoints or [])]
     attr = checkpoint_config.checkpoint_score_attribute if checkpoint_config else None
-    checkpoint = Checkpoint(ray_result.checkpoint.path) if ray_result.checkpoint else None
+    checkpoint = _ours(ray_result.checkpoint, remote) if ray_result.checkpoint else None
     if attr and checkpoint_config is not None:
         scored = [cm for cm in best if isinstance(cm[1].get(attr), (int, float))]
         scored.sort(key=lambda cm: cm[1][attr],
@@ -345,16 +360,18 @@ def _to_result(ray_result: Any, checkpoint_config: CheckpointConfig | None) -> R
 class ResultGrid:
     """The trials of one ``Tuner.fit()`` (the AIR ``ResultGrid`` shape) as our Results."""
 
-    def __init__(self, grid: Any, *, checkpoint_config: CheckpointConfig | None = None) -> None:
+    def __init__(self, grid: Any, *, checkpoint_config: CheckpointConfig | None = None,
+                 remote: Remote = None) -> None:
         self._grid = grid
         self._ckpt_config = checkpoint_config
+        self._remote = remote
 
     def get_best_result(self, metric: str | None = None, mode: str | None = None,
                         scope: str = "last", filter_nan_and_inf: bool = True) -> Result:
         """The best trial by ``metric``/``mode`` (defaults: the TuneConfig's)."""
         best = self._grid.get_best_result(metric=metric, mode=mode, scope=scope,
                                           filter_nan_and_inf=filter_nan_and_inf)
-        return _to_result(best, self._ckpt_config)
+        return _to_result(best, self._ckpt_config, self._remote)
 
     def get_dataframe(self, filter_metric: str | None = None,
                       filter_mode: str | None = None) -> Any:
@@ -377,7 +394,7 @@ class ResultGrid:
         return len(self._grid)
 
     def __getitem__(self, index: int) -> Result:
-        return _to_result(self._grid[index], self._ckpt_config)
+        return _to_result(self._grid[index], self._ckpt_config, self._remote)
 
     def __iter__(self) -> Iterator[Result]:
         return (self[i] for i in range(len(self)))
@@ -401,7 +418,8 @@ def trial_rows(grid: ResultGrid, *, metric: str | None, mode: str | None
                         if k not in _BOOKKEEPING and _is_number(v)},
             "status": "ERROR" if raw.error else "TERMINATED",
             "best": False,
-            "checkpoint": raw.checkpoint.path if raw.checkpoint else None,
+            "checkpoint": _ours(raw.checkpoint, grid._remote).location if raw.checkpoint
+            else None,
             "error": f"{type(raw.error).__name__}: {raw.error}".splitlines()[0]
             if raw.error else None,
         })
@@ -558,16 +576,17 @@ class Tuner:
                 max_concurrent = _default_concurrency(
                     [own if isinstance(own, dict) else {"CPU": 1.0}], cluster_cpus,
                     reserve=1.0 if cluster_cpus > 1 else 0.0)
-        run_config = _tune_run_config(self.run_config, default_name=self._default_name())
+        run_config, remote = _tune_run_config(self.run_config, default_name=self._default_name())
         run_config.callbacks = [*(run_config.callbacks or []), _progress_callback()]
         if self._restore is not None:
             path, how = self._restore
             restored = tune.Tuner.restore(
-                path, trainable, param_space=param_space or None,
+                resolve(path, options_for(path))[1] if is_uri(path) else path, trainable, param_space=param_space or None,
                 resume_unfinished=how["resume_unfinished"],
-                resume_errored=how["resume_errored"], restart_errored=how["restart_errored"])
-            grid = ResultGrid(restored.fit(),
-                              checkpoint_config=self.run_config.checkpoint_config)
+                resume_errored=how["resume_errored"], restart_errored=how["restart_errored"],
+                storage_filesystem=_filesystem(path))
+            grid = ResultGrid(restored.fit(), checkpoint_config=self.run_config.checkpoint_config,
+                              remote=_remote(path))
             record_trials(grid, metric=tc.metric, mode=tc.mode)
             return grid
         tuner = tune.Tuner(
@@ -579,7 +598,8 @@ class Tuner:
                 scheduler=tc.scheduler, time_budget_s=tc.time_budget_s),
             run_config=run_config,
         )
-        grid = ResultGrid(tuner.fit(), checkpoint_config=self.run_config.checkpoint_config)
+        grid = ResultGrid(tuner.fit(), checkpoint_config=self.run_config.checkpoint_config,
+                          remote=remote)
         record_trials(grid, metric=tc.metric, mode=tc.mode)
         return grid
 
@@ -591,7 +611,20 @@ class Tuner:
         return f"{label}_{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _tune_run_config(rc: RunConfig, *, default_name: str) -> Any:
+def _remote(storage: str) -> Remote:
+    return (storage.split("://", 1)[0], options_for(storage)) if is_uri(storage) else None
+
+
+def _filesystem(storage: str) -> Any:
+    """The pyarrow filesystem Tune should use for a URI ``storage`` (the run store's
+    options: endpoint, keys), else None (Tune's own)."""
+    return resolve(storage, options_for(storage))[0] if is_uri(storage) else None
+
+
+def _tune_run_config(rc: RunConfig, *, default_name: str) -> tuple[Any, Remote]:
+    """Tune's ``RunConfig`` for ours; storage: ``rc.resolved_storage_path()`` (inside a step,
+    ``<store>/train``), a URI through our filesystem so Tune persists trial checkpoints
+    there. Returns it with the storage's scheme and options (None: local)."""
     from ray import tune
 
     ckpt = rc.checkpoint_config
@@ -600,9 +633,12 @@ def _tune_run_config(rc: RunConfig, *, default_name: str) -> Any:
     if foreign:
         raise TypeError("Tuner run_config callbacks must be ray.tune.Callback instances, got "
                         + ", ".join(type(cb).__name__ for cb in foreign))
+    storage = rc.resolved_storage_path()
+    fs = _filesystem(storage)
     return tune.RunConfig(
         name=rc.name or default_name,
-        storage_path=rc.resolved_storage_path(),
+        storage_path=storage if fs is None else resolve(storage, options_for(storage))[1],
+        storage_filesystem=fs,
         stop=rc.stop,
         callbacks=callbacks or None,
         verbose=rc.verbose,
@@ -612,7 +648,7 @@ def _tune_run_config(rc: RunConfig, *, default_name: str) -> Any:
             num_to_keep=ckpt.num_to_keep if ckpt else None,
             checkpoint_score_attribute=ckpt.checkpoint_score_attribute if ckpt else None,
             checkpoint_score_order=ckpt.checkpoint_score_order if ckpt else "max"),
-    )
+    ), _remote(storage)
 
 
 __all__ = [

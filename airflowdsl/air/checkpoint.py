@@ -2,10 +2,17 @@
 
 A dict checkpoint is a directory holding one cloudpickle file, so a dict round-trips
 through a directory; metadata lives beside the data in ``.metadata.json``.
+
+A checkpoint may also be a directory in a storage URI (``Checkpoint("s3://b/run/ckpt")``:
+what a trainer whose storage is a URI reports, ``air.remote``). It is read straight from
+there (``to_dict``, ``as_directory``, metadata) and only loaded when it is complete;
+``path`` downloads it once into a local folder of this process (removed at exit), so
+code that reads files under ``path`` works unchanged.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -16,6 +23,8 @@ from typing import Any, TypeVar
 
 import cloudpickle
 
+from airflowdsl.air import remote
+from airflowdsl.air.storage import Options, is_uri, options_for, resolve
 from airflowdsl.fileio import atomic_write_bytes
 
 DICT_FILE = "_dict_checkpoint.pkl"
@@ -32,10 +41,29 @@ def new_tempdir() -> str:
 
 
 class Checkpoint:
-    """A training checkpoint: a local directory plus JSON metadata (AIR-compatible API)."""
+    """A training checkpoint: a local directory plus JSON metadata (AIR-compatible API),
+    or a directory in a storage URI (``uri``; opened with ``storage_options``, by default
+    those of the run store it lies in, else this process's environment)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.path.abspath(os.fspath(path))
+    def __init__(self, path: str | os.PathLike[str], *, storage_options: Options = ()) -> None:
+        raw = os.fspath(path)
+        self.uri: str | None = raw.rstrip("/") if is_uri(raw) else None
+        self.storage_options: Options = (tuple(storage_options) or options_for(raw)
+                                         if self.uri else ())
+        self._local: str | None = None if self.uri else os.path.abspath(raw)
+
+    @property
+    def path(self) -> str:
+        """The local directory; a URI checkpoint is downloaded here once (complete)."""
+        if self._local is None:
+            assert self.uri is not None
+            target = tempfile.mkdtemp(prefix="ckpt-", dir=_downloads())
+            self._local = remote.download(self.uri, target, self.storage_options)
+        return self._local
+
+    def _remote(self) -> bool:
+        """Read from the URI: not downloaded into this process (yet)."""
+        return self.uri is not None and self._local is None
 
     # --- construction -------------------------------------------------------------
     @classmethod
@@ -55,7 +83,11 @@ class Checkpoint:
     @classmethod
     def from_checkpoint(cls: type[C], checkpoint: Checkpoint) -> C:
         """View any checkpoint as this (framework) checkpoint class."""
-        return cls(checkpoint.path)
+        if checkpoint.uri is None:
+            return cls(checkpoint.path)
+        view = cls(checkpoint.uri, storage_options=checkpoint.storage_options)
+        view._local = checkpoint._local
+        return view
 
     @classmethod
     def from_ray(cls: type[C], checkpoint: Any) -> C:
@@ -65,6 +97,9 @@ class Checkpoint:
     # --- access -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The dict this checkpoint was made from, or ``{relative path: bytes}`` of its files."""
+        if self._remote():
+            with self.as_directory() as local:
+                return Checkpoint(local).to_dict()
         dict_path = os.path.join(self.path, DICT_FILE)
         if os.path.exists(dict_path):
             with open(dict_path, "rb") as fh:
@@ -83,22 +118,40 @@ class Checkpoint:
     def to_directory(self, path: str | os.PathLike[str] | None = None) -> str:
         """Copy the checkpoint's files into ``path`` (a new temp dir when None)."""
         target = os.path.abspath(os.fspath(path)) if path is not None else new_tempdir()
+        if self._remote():
+            assert self.uri is not None
+            return remote.download(self.uri, target, self.storage_options)
         if target != self.path:
             shutil.copytree(self.path, target, dirs_exist_ok=True)
         return target
 
     @contextlib.contextmanager
     def as_directory(self) -> Iterator[str]:
-        """The checkpoint as a local directory (no copy: it already is one)."""
-        yield self.path
+        """The checkpoint as a local directory (no copy: it already is one; a URI
+        checkpoint not downloaded yet: a temp copy, removed when the block ends)."""
+        if not self._remote():
+            yield self.path
+            return
+        assert self.uri is not None
+        local = tempfile.mkdtemp(prefix="airflowdsl-ckpt-")
+        try:
+            yield remote.download(self.uri, local, self.storage_options)
+        finally:
+            shutil.rmtree(local, ignore_errors=True)
 
     def to_ray(self) -> Any:
         import ray.train
 
+        if self.uri is not None:
+            fs, path = resolve(self.uri, self.storage_options)
+            return ray.train.Checkpoint(path, filesystem=fs)
         return ray.train.Checkpoint.from_directory(self.path)
 
     # --- metadata -----------------------------------------------------------------
     def get_metadata(self) -> dict[str, Any]:
+        if self.uri is not None:
+            raw = remote.read_bytes(self.uri, METADATA_FILE, self.storage_options)
+            return json.loads(raw) if raw else {}
         meta_path = os.path.join(self.path, METADATA_FILE)
         if not os.path.exists(meta_path):
             return {}
@@ -107,6 +160,11 @@ class Checkpoint:
         return meta
 
     def set_metadata(self, metadata: dict[str, Any]) -> None:
+        if self.uri is not None:
+            remote.write_bytes(self.uri, METADATA_FILE, json.dumps(metadata).encode(),
+                               self.storage_options)
+            if self._local is None:
+                return
         atomic_write_bytes(os.path.join(self.path, METADATA_FILE), json.dumps(metadata).encode(),
                            make_parents=True)
 
@@ -116,6 +174,10 @@ class Checkpoint:
     # --- preprocessor (AIR: fitted by the trainer, applied again by every Predictor) ---
     def get_preprocessor(self) -> Any:
         """The fitted preprocessor the trainer stored in this checkpoint, or None."""
+        if self._remote():
+            assert self.uri is not None
+            raw = remote.read_bytes(self.uri, PREPROCESSOR_FILE, self.storage_options)
+            return cloudpickle.loads(raw) if raw is not None else None
         path = os.path.join(self.path, PREPROCESSOR_FILE)
         if not os.path.exists(path):
             return None
@@ -124,6 +186,14 @@ class Checkpoint:
 
     def set_preprocessor(self, preprocessor: Any) -> None:
         """Store ``preprocessor`` (None removes it) with the model in this directory."""
+        if self.uri is not None:
+            if preprocessor is None:
+                remote.delete_file(self.uri, PREPROCESSOR_FILE, self.storage_options)
+            else:
+                remote.write_bytes(self.uri, PREPROCESSOR_FILE, cloudpickle.dumps(preprocessor),
+                                   self.storage_options)
+            if self._local is None:
+                return
         path = os.path.join(self.path, PREPROCESSOR_FILE)
         if preprocessor is None:
             with contextlib.suppress(FileNotFoundError):
@@ -136,13 +206,52 @@ class Checkpoint:
         return self.path
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Checkpoint) and other.path == self.path
+        return isinstance(other, Checkpoint) and other.location == self.location
 
     def __hash__(self) -> int:
-        return hash(self.path)
+        return hash(self.location)
+
+    @property
+    def location(self) -> str:
+        """Where the checkpoint is: its URI, else its local directory (no download)."""
+        return self.uri if self.uri is not None else self.path
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(path={self.path!r})"
+        return f"{type(self).__name__}(path={self.location!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if self.uri is not None:  # a download of this process means nothing elsewhere
+            state["_local"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "path" in state:  # pickled before URI checkpoints: a local directory
+            state = {**state, "_local": state.pop("path"), "uri": None, "storage_options": ()}
+        self.__dict__.update(state)
+
+
+def upload(checkpoint: Checkpoint, uri: str, options: Options, *,
+           metadata: dict[str, Any]) -> Checkpoint:
+    """Upload ``checkpoint`` to directory ``uri`` with ``metadata`` merged into its own,
+    complete or not at all (``air.remote``); returns the URI checkpoint."""
+    meta = {**checkpoint.get_metadata(), **metadata}
+    with checkpoint.as_directory() as local:
+        remote.upload(local, uri, options, unlisted=(METADATA_FILE, PREPROCESSOR_FILE))
+    done = Checkpoint(uri, storage_options=options)
+    done.set_metadata(meta)
+    return done
+
+
+_DOWNLOADS: list[str] = []
+
+
+def _downloads() -> str:
+    """This process's folder for URI checkpoints downloaded by ``path`` (removed at exit)."""
+    if not _DOWNLOADS:
+        _DOWNLOADS.append(tempfile.mkdtemp(prefix="airflowdsl-downloaded-"))
+        atexit.register(shutil.rmtree, _DOWNLOADS[0], True)
+    return _DOWNLOADS[0]
 
 
 def persist_directory(src: str, dest: str) -> str:
@@ -157,4 +266,4 @@ def persist_directory(src: str, dest: str) -> str:
     return dest
 
 
-__all__ = ["PREPROCESSOR_FILE", "Checkpoint", "new_tempdir", "persist_directory"]
+__all__ = ["PREPROCESSOR_FILE", "Checkpoint", "new_tempdir", "persist_directory", "upload"]

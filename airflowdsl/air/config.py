@@ -9,8 +9,10 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, ValidatorFunctionWrapHandler, field_validator
 from pydantic.dataclasses import dataclass
 
+from airflowdsl.air import progress
 from airflowdsl.air.resources import NESTED_RESERVE_CPUS
 from airflowdsl.air.search import contains_search_space, is_search_space, unresolved
+from airflowdsl.air.storage import is_uri, join
 
 _STRICT = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
@@ -134,22 +136,27 @@ class RunConfig:
     verbose: int = Field(default=1, ge=0, le=3)
     #: AIR's name for ``storage_path`` (used when ``storage_path`` is not given)
     local_dir: str | None = None
-    #: accepted for AIR code; ignored: checkpoints stay on the local disk under the storage
-    #: path (a pipeline step's checkpoint outputs go to the artifact store, any URI)
+    #: accepted for AIR code; ignored: nothing is synced. Checkpoints go where
+    #: ``storage_path`` is (a URI: uploaded there by the rank that holds them)
     sync_config: Any = None
 
     def __post_init__(self) -> None:
         if self.sync_config is not None:
             warnings.warn("RunConfig(sync_config=...) is accepted for AIR compatibility and "
-                          "ignored: checkpoints stay on this machine under storage_path; a "
-                          "pipeline step's returned checkpoint is stored in the artifact "
-                          "store (any URI)", stacklevel=3)
+                          "ignored: checkpoints go straight to storage_path (a storage URI "
+                          "such as s3://bucket/prefix: uploaded by the rank that holds them; "
+                          "inside a pipeline step the default is <store>/train)", stacklevel=3)
 
     def resolved_storage_path(self) -> str:
-        """``storage_path`` (or AIR's ``local_dir``), else ``$AIRFLOWDSL_HOME/train``, else
-        ``.airflowdsl/train``."""
-        if self.storage_path or self.local_dir:
-            return os.path.abspath(os.path.expanduser(self.storage_path or self.local_dir or ""))
+        """``storage_path`` (or AIR's ``local_dir``; a URI as given), else, inside a pipeline
+        step, ``<run store>/train`` (a URI store: checkpoints are uploaded there by the rank
+        that holds them), else ``$AIRFLOWDSL_HOME/train``, else ``.airflowdsl/train``."""
+        given = self.storage_path or self.local_dir
+        if given:
+            return given.rstrip("/") if is_uri(given) else os.path.abspath(os.path.expanduser(given))
+        step = progress.current()
+        if step is not None and step.store:
+            return join(step.store, "train")
         home = os.environ.get("AIRFLOWDSL_HOME") or ".airflowdsl"
         if "://" in home:  # object-store homes: checkpoints still land on a local disk
             home = os.path.join(os.path.expanduser("~"), ".airflowdsl")

@@ -41,7 +41,10 @@ class StepContext:
     #: whether the task may reuse stored work under that key (False: forced,
     #: ``cache=False``, persistence off, inputs not known)
     reuse: bool = False
-    store: str | None = None  # the artifact store's root (for gc)
+    store: str | None = None  # the artifact store's root (for gc; trainer storage)
+    #: how the step opens a URI store (``ArtifactStore.options``): trainer storage under
+    #: it is opened with them (``air.storage.options_for``)
+    store_options: tuple[tuple[str, str], ...] = ()
 
 
 _current: StepContext | None = None
@@ -76,14 +79,15 @@ def take_records() -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def scope(cache_key: str | None, *, reuse: bool, store: str | None = None) -> None:
+def scope(cache_key: str | None, *, reuse: bool, store: str | None = None,
+          store_options: tuple[tuple[str, str], ...] = ()) -> None:
     """Set the current step's cache key (the runtime calls this once the task knows its
     effective key, after any upstream re-ran), keeping its records. A no-op outside a
     step."""
     global _current
     if _current is not None:
         _current = dataclasses.replace(_current, cache_key=cache_key, reuse=reuse,
-                                       store=store)
+                                       store=store, store_options=store_options)
 
 
 #: marker file in a trainer folder scoped to a pipeline step (``trainer_dir``), JSON:
@@ -102,14 +106,17 @@ def trainer_dir(storage: str, name: str) -> str:
     checkpoints of a different computation. Where the step may not reuse stored work
     (forced, ``cache=False``, persistence off) it is private to the run:
     ``storage/name/run-<run id>-<step>``. The folder holds ``TRAINER_MARKER`` so that
-    ``airflowdsl cache gc`` can collect it once the key's result is stored.
+    ``airflowdsl cache gc`` can collect it once the key's result is stored. A URI
+    ``storage`` gives a URI (nothing is made: the ranks upload into it).
     """
     ctx = _current
+    if "://" in storage:
+        if ctx is None:
+            return f"{storage.rstrip('/')}/{name}"
+        return f"{storage.rstrip('/')}/{name}/{_leaf(ctx)}"
     if ctx is None:
         return os.path.join(storage, name)
-    leaf = (f"key-{ctx.cache_key[:16]}" if ctx.cache_key and ctx.reuse
-            else f"run-{ctx.run_id}-{ctx.step}".replace(os.sep, "_"))
-    path = os.path.join(storage, name, leaf)
+    path = os.path.join(storage, name, _leaf(ctx))
     os.makedirs(path, exist_ok=True)
     marker = os.path.join(path, TRAINER_MARKER)
     if not os.path.exists(marker):
@@ -117,6 +124,11 @@ def trainer_dir(storage: str, name: str) -> str:
             json.dump({"key": ctx.cache_key, "run_id": ctx.run_id, "step": ctx.step,
                        "store": ctx.store}, f)
     return path
+
+
+def _leaf(ctx: StepContext) -> str:
+    return (f"key-{ctx.cache_key[:16]}" if ctx.cache_key and ctx.reuse
+            else f"run-{ctx.run_id}-{ctx.step}".replace(os.sep, "_").replace("/", "_"))
 
 
 def current() -> StepContext | None:

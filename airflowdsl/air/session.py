@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflowdsl.air.checkpoint import Checkpoint, persist_directory
+from airflowdsl.air.checkpoint import Checkpoint, persist_directory, upload
 from airflowdsl.air.shard import DatasetShard
+from airflowdsl.air.storage import Options, is_uri, join
 
 _OUTSIDE = (
     "airflowdsl.air.session.{name}() was called outside a training worker: call it from "
@@ -43,6 +45,8 @@ class WorkerSession:
     iteration: int = 0
     started: float = field(default_factory=time.time)
     extras: dict[str, Any] = field(default_factory=dict)  # backend-specific (device, ...)
+    #: how to open ``run_dir`` when it is a storage URI (``air.storage.options_for``)
+    storage_options: Options = ()
 
     def report(self, metrics: dict[str, Any], checkpoint: Checkpoint | None = None) -> None:
         if not isinstance(metrics, dict):
@@ -57,9 +61,15 @@ class WorkerSession:
             "checkpoint_path": None,
         }
         if checkpoint is not None and self.world_rank == 0:
-            dest = os.path.join(self.run_dir, f"checkpoint_{iteration:06d}")
-            record["checkpoint_path"] = persist_directory(checkpoint.path, dest)
-            Checkpoint(dest).update_metadata({"training_iteration": iteration})
+            dest = join(self.run_dir, f"checkpoint_{iteration:06d}")
+            if is_uri(dest):  # this rank uploads it, complete, then drops its scratch copy
+                upload(checkpoint, dest, self.storage_options,
+                       metadata={"training_iteration": iteration})
+                discard_scratch(checkpoint)
+                record["checkpoint_path"] = dest
+            else:
+                record["checkpoint_path"] = persist_directory(checkpoint.path, dest)
+                Checkpoint(dest).update_metadata({"training_iteration": iteration})
         if self.sink is not None:
             self.sink(record)
 
@@ -163,12 +173,34 @@ def get_trial_name() -> str:
 
 
 def get_trial_dir() -> str:
-    return _current("get_trial_dir").run_dir
+    """The fit's folder; a local scratch folder where its storage is a URI."""
+    run_dir = _current("get_trial_dir").run_dir
+    if not is_uri(run_dir):
+        return run_dir
+    local = os.path.join(tempfile.gettempdir(), "airflowdsl-trial", run_dir.split("://", 1)[1])
+    os.makedirs(local, exist_ok=True)
+    return local
 
 
 def scratch_dir() -> str:
     """A fresh local directory to write a checkpoint into before reporting it."""
-    return tempfile.mkdtemp(prefix="airflowdsl-scratch-")
+    return tempfile.mkdtemp(prefix=_SCRATCH[1])
+
+
+#: temp folders airflowdsl makes for a checkpoint before it is reported
+#: (``Checkpoint.from_dict``, ``scratch_dir``, framework checkpoints' ``from_model``)
+_SCRATCH = ("airflowdsl-ckpt-", "airflowdsl-scratch-", "airflowdsl-tf-")
+
+
+def discard_scratch(checkpoint: Checkpoint) -> None:
+    """Remove ``checkpoint``'s local folder once it is uploaded, if airflowdsl made it in
+    the temp folder; a folder the user named is never removed."""
+    if checkpoint.uri is not None:
+        return
+    folder = checkpoint.path
+    if (os.path.dirname(folder) == os.path.abspath(tempfile.gettempdir())
+            and os.path.basename(folder).startswith(_SCRATCH)):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 __all__ = [
@@ -184,6 +216,7 @@ __all__ = [
     "get_world_rank",
     "get_world_size",
     "install_session",
+    "discard_scratch",
     "installed",
     "report",
     "scratch_dir",

@@ -117,7 +117,8 @@ class Claim:
         reusable = (self.store is not None and self.ctl is not None and self.ctl.lookup
                     and self.key is not None and not self.key.pending)
         progress.scope(self.digest, reuse=reusable,
-                       store=self.store.root if self.store is not None else None)
+                       store=self.store.root if self.store is not None else None,
+                       store_options=self.store.options if self.store is not None else ())
 
     def _why(self) -> str:
         if self._cutoff:

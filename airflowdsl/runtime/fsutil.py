@@ -6,9 +6,12 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Iterable
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from airflowdsl.air.storage import S3_ENV as S3_ENV  # re-exported: the store's helpers
+from airflowdsl.air.storage import Options as Options
+from airflowdsl.air.storage import resolve as resolve
+from airflowdsl.air.storage import store_options as store_options
 from airflowdsl.fileio import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -42,75 +45,6 @@ def digest_buffers(buffers: Iterable[Any], algo: str = CHECKSUM) -> str:
     for b in buffers:
         h.update(b)
     return str(h.hexdigest()[:32])
-
-
-#: The driver's environment variables that configure an ``s3://`` store, and the
-#: ``pyarrow.fs.S3FileSystem`` option each sets (first one set wins). They travel with the
-#: store (``ArtifactStore.options``) into every task, Ray Data write task included, so
-#: workers started before they were set, or on other nodes, reach the same endpoint.
-S3_ENV = (("AWS_ENDPOINT_URL_S3", "endpoint_override"), ("AWS_ENDPOINT_URL", "endpoint_override"),
-          ("AWS_REGION", "region"), ("AWS_DEFAULT_REGION", "region"),
-          ("AWS_ACCESS_KEY_ID", "access_key"), ("AWS_SECRET_ACCESS_KEY", "secret_key"),
-          ("AWS_SESSION_TOKEN", "session_token"))
-_SECRETS = ("access_key", "secret_key", "session_token")
-
-Options = tuple[tuple[str, str], ...]
-
-
-def store_options(root: str) -> Options:
-    """What a task needs to open ``root`` as this process does: for ``s3://`` the endpoint,
-    region and static credentials of ``S3_ENV`` found in this process's environment
-    (credentials only as a complete key pair, and not with
-    ``AIRFLOWDSL_STORE_SEND_CREDENTIALS=0``: nodes then use their own credential chain).
-    Other schemes: nothing (each node's own configuration). No pyarrow import."""
-    if not root.startswith("s3://"):
-        return ()
-    opts: dict[str, str] = {}
-    for var, name in S3_ENV:
-        if name not in opts and os.environ.get(var):
-            opts[name] = os.environ[var]
-    if (os.environ.get("AIRFLOWDSL_STORE_SEND_CREDENTIALS", "1") == "0"
-            or not ("access_key" in opts and "secret_key" in opts)):
-        for name in _SECRETS:
-            opts.pop(name, None)
-    if "region" not in opts and "endpoint_override" not in opts:
-        opts["region"] = _bucket_region(root[5:].split("/", 1)[0])
-    return tuple(sorted(opts.items()))
-
-
-@lru_cache(maxsize=32)
-def _bucket_region(bucket: str) -> str:
-    import pyarrow.fs as pafs
-
-    try:
-        return str(pafs.resolve_s3_region(bucket))
-    except OSError:
-        return "us-east-1"
-
-
-@lru_cache(maxsize=32)
-def resolve(root: str, options: Options = ()) -> tuple[pafs.FileSystem, str]:
-    """(filesystem, base path) for a local path or a URI (``file://``, ``s3://``, ``gs://``,
-    any fsspec protocol). ``s3://`` uses ``pyarrow.fs.S3FileSystem`` with ``options``
-    (``store_options``) over the standard credential chain."""
-    import pyarrow.fs as pafs
-
-    if "://" not in root:
-        return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(root))
-    if root.startswith("s3://"):
-        kw: dict[str, Any] = dict(options)
-        endpoint = kw.get("endpoint_override", "")
-        if "://" in endpoint:
-            kw["scheme"], kw["endpoint_override"] = endpoint.split("://", 1)
-        return pafs.S3FileSystem(**kw), root[5:].rstrip("/")
-    try:
-        fs, path = pafs.FileSystem.from_uri(root)
-    except (pafs.ArrowInvalid, ValueError, TypeError):  # type: ignore[attr-defined]
-        import fsspec
-
-        ffs, path = fsspec.core.url_to_fs(root)
-        fs = pafs.PyFileSystem(pafs.FSSpecHandler(ffs))
-    return fs, path.rstrip("/")
 
 
 def local_path(root: str) -> str | None:

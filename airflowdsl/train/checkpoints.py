@@ -8,24 +8,36 @@ import re
 import shutil
 from typing import Any
 
+from airflowdsl.air import remote
 from airflowdsl.air.checkpoint import METADATA_FILE, PREPROCESSOR_FILE, Checkpoint
 from airflowdsl.air.config import CheckpointConfig
+from airflowdsl.air.storage import Options, is_uri, join
 from airflowdsl.errors import TrainingFailedError
 
 _CKPT_DIR = re.compile(r"^checkpoint_(\d{6})$")
 
 
 class CheckpointManager:
-    """Tracks ``(checkpoint, metrics)`` pairs under a run directory and prunes them."""
+    """Tracks ``(checkpoint, metrics)`` pairs under a run directory (a local folder or a
+    storage URI, opened with ``storage_options``) and prunes them."""
 
-    def __init__(self, run_dir: str, config: CheckpointConfig | None) -> None:
+    def __init__(self, run_dir: str, config: CheckpointConfig | None, *,
+                 storage_options: Options = ()) -> None:
         self.run_dir = run_dir
+        self.storage_options = storage_options
         self.config = config or CheckpointConfig()
         self.kept: list[tuple[Checkpoint, dict[str, Any]]] = []
         self.latest: Checkpoint | None = None
 
     def existing(self) -> list[tuple[int, Checkpoint]]:
-        """Checkpoints a previous fit with the same run directory left behind, oldest first."""
+        """Checkpoints a previous fit with the same run directory left behind, oldest first
+        (in a URI: the complete ones only, ``air.remote``)."""
+        if is_uri(self.run_dir):
+            return [(int(m.group(1)), Checkpoint(join(self.run_dir, name),
+                                                 storage_options=self.storage_options))
+                    for name in remote.children(self.run_dir, self.storage_options)
+                    if (m := _CKPT_DIR.match(name)) and remote.complete_files(
+                        join(self.run_dir, name), self.storage_options) is not None]
         if not os.path.isdir(self.run_dir):
             return []
         found = []
@@ -45,8 +57,15 @@ class CheckpointManager:
     def register(self, checkpoint: Checkpoint, metrics: dict[str, Any]) -> None:
         """Keep ``checkpoint`` (with ``metrics``). Raises ``TrainingFailedError`` when its
         folder holds no data here: the rank that wrote it runs on another node and
-        ``storage_path`` is not shared, so it must never be recorded as a checkpoint."""
-        if not holds_data(checkpoint.path):
+        ``storage_path`` is not shared, so it must never be recorded as a checkpoint. A URI
+        checkpoint is kept only when its upload is complete (``air.remote``)."""
+        if checkpoint.uri is not None:
+            if remote.complete_files(checkpoint.uri, checkpoint.storage_options) is None:
+                raise TrainingFailedError(
+                    f"the checkpoint reported at {checkpoint.uri} is not complete in storage "
+                    f"(no {remote.COMPLETE_MARKER}, or files missing or resized): it is not "
+                    f"recorded")
+        elif not holds_data(checkpoint.path):
             raise TrainingFailedError(
                 f"the checkpoint reported at {checkpoint.path} is not there (or holds no "
                 f"data) on the node that runs the fit: the reporting worker runs on another "
@@ -82,7 +101,10 @@ class CheckpointManager:
             survivors = survivors[: keep - 1] + [kc for kc in self.kept if kc[0] == self.latest]
         for ckpt, _ in self.kept:
             if all(ckpt != c for c, _ in survivors):
-                shutil.rmtree(ckpt.path, ignore_errors=True)
+                if ckpt.uri is not None:
+                    remote.delete(ckpt.uri, ckpt.storage_options)
+                else:
+                    shutil.rmtree(ckpt.path, ignore_errors=True)
         self.kept = [kc for kc in self.kept if any(kc[0] == c for c, _ in survivors)]
 
     def best(self) -> Checkpoint | None:

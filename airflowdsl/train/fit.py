@@ -20,6 +20,7 @@ from airflowdsl.air.resources import free_for_nested
 from airflowdsl.air.result import Result
 from airflowdsl.air.search import unresolved
 from airflowdsl.air.shard import DatasetShard
+from airflowdsl.air.storage import is_uri, options_for
 from airflowdsl.errors import TrainingFailedError
 from airflowdsl.train import preprocess
 from airflowdsl.train.backend import Backend
@@ -61,9 +62,13 @@ class _FitState:
         self.preprocessor = preprocessor
         name = rc.name or f"{type(trainer).__name__}_{time.strftime('%Y%m%d-%H%M%S')}_{uuid.uuid4().hex[:6]}"
         self.name = name
-        self.run_dir = progress.trainer_dir(rc.resolved_storage_path(), name)  # per key in a step
-        os.makedirs(self.run_dir, exist_ok=True)
-        self.manager = CheckpointManager(self.run_dir, rc.checkpoint_config)
+        storage = rc.resolved_storage_path()  # a URI: the ranks upload checkpoints there
+        self.storage_options = options_for(storage)
+        self.run_dir = progress.trainer_dir(storage, name)  # per key in a step
+        if not is_uri(self.run_dir):
+            os.makedirs(self.run_dir, exist_ok=True)
+        self.manager = CheckpointManager(self.run_dir, rc.checkpoint_config,
+                                         storage_options=self.storage_options)
         previous = self.manager.adopt_existing()
         self.resume = trainer.resume_from_checkpoint or previous
         existing = self.manager.existing()
@@ -81,7 +86,7 @@ class _FitState:
         self.history.append(row)
         ckpt = None
         if record.get("checkpoint_path"):
-            ckpt = Checkpoint(record["checkpoint_path"])
+            ckpt = Checkpoint(record["checkpoint_path"], storage_options=self.storage_options)
             if self.preprocessor is not None:  # AIR: the model and its preprocessor travel together
                 ckpt.set_preprocessor(self.preprocessor)
             self.manager.register(ckpt, row)
@@ -89,7 +94,7 @@ class _FitState:
             if hasattr(cb, "on_report"):
                 cb.on_report(row, ckpt)
         progress.publish(progress_text(self.iteration, metrics))
-        progress.record("report", {**row, "checkpoint": ckpt.path if ckpt else None})
+        progress.record("report", {**row, "checkpoint": ckpt.location if ckpt else None})
 
     def rewind(self) -> None:
         """Before a restart: forget reports after the checkpoint we resume from."""
@@ -181,6 +186,7 @@ def _session_ctx(state: _FitState, trainer: FitTrainer, *, rank: int, size: int,
         "run_dir": state.run_dir, "dataset_shards": shards, "checkpoint": state.resume,
         "trial_name": state.name, "config": dict(trainer.train_loop_config or {}),
         "start_iteration": state.iteration, "extras": extras,
+        "storage_options": state.storage_options,
     }
 
 
