@@ -4,20 +4,25 @@ A step task sends its own stdout/stderr to ``<root>/runs/<run>/logs/<step>.log``
 (``tasks.step_context``), and so do the training workers it starts. On a remote store
 the logs are written to a local temp folder (``spool_dir``) of the node and moved into
 ``<store>/runs/<run>/logs/`` when the step ends (``upload_logs``), the driver's
-``ray.log`` when the run ends. Everything else Ray
-streams to the driver while the run lasts (Ray Data tasks, Tune trials, other actors)
-is appended to ``ray.log`` beside them by :func:`capture_worker_output`, and printed
-on the driver's terminal only when ``echo`` is on (``airflowdsl run -v``).
+``ray.log`` when the run ends; training workers on another node than their step write
+``<step>@<node>-<pid>.log`` there and upload it when their loop ends (``air.workerlog``).
+Everything else Ray streams to the driver while the run lasts (Ray Data tasks, Tune
+trials, other actors) is appended to ``ray.log`` beside them by
+:func:`capture_worker_output`, and printed on the driver's terminal only when ``echo``
+is on (``airflowdsl run -v``). Local or URI store, ``log_names`` and ``read_log`` read
+a run's logs (``airflowdsl logs``).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
+
+from airflowdsl.air.workerlog import spool_dir
 
 
 def run_log_dir(root: str, run_id: str) -> str | None:
@@ -27,10 +32,16 @@ def run_log_dir(root: str, run_id: str) -> str | None:
     return os.path.join(root.removeprefix("file://"), "runs", run_id, "logs")
 
 
-def spool_dir(run_id: str) -> str:
-    """Where a run on a remote store writes its logs first, on each node (a local temp
-    folder; ``upload_logs`` moves them into the store)."""
-    return os.path.join(tempfile.gettempdir(), "airflowdsl-logs", run_id)
+@dataclass(frozen=True)
+class LogUpload:
+    """Moves a log file of this node into the run's logs in a URI store (``upload_logs``):
+    what a step's training workers on other nodes call (``air.workerlog``)."""
+
+    store: Any  # ArtifactStore
+    run_id: str
+
+    def __call__(self, path: str) -> None:
+        upload_logs(self.store, self.run_id, [path])
 
 
 def upload_logs(store: Any, run_id: str, paths: list[str]) -> None:
@@ -39,12 +50,14 @@ def upload_logs(store: Any, run_id: str, paths: list[str]) -> None:
     failed upload is left for the next call (the run's end) and never fails a step."""
     from airflowdsl.runtime import fsutil
 
+    folder = f"{store.base}/runs/{run_id}/logs"
     for path in paths:
         try:
             with open(path, "rb") as fh:
                 data = fh.read()
-            fsutil.write_bytes(store.fs, f"{store.base}/runs/{run_id}/logs/"
-                               f"{os.path.basename(path)}", data)
+            if fsutil.is_local(store.fs):  # object stores have no directories
+                os.makedirs(folder, exist_ok=True)
+            fsutil.write_bytes(store.fs, f"{folder}/{os.path.basename(path)}", data)
             os.unlink(path)
         except OSError:
             continue
@@ -56,16 +69,43 @@ def upload_logs(store: Any, run_id: str, paths: list[str]) -> None:
                 break
 
 
-def read_logs(store: Any, run_id: str) -> dict[str, str]:
-    """Log name -> text of a run whose logs are in a remote store."""
-    import pyarrow.fs as pafs
+def log_folder(store: Any, run_id: str) -> str:
+    """Where a run's logs are, for people: the local folder, or the URI of their prefix."""
+    local = run_log_dir(store.root, run_id)
+    return local if local is not None else f"{store.root.rstrip('/')}/runs/{run_id}/logs"
 
-    from airflowdsl.runtime import fsutil
+
+def log_names(store: Any, run_id: str, step: str | None = None) -> list[str]:
+    """The log files of a run (``step``: of that step only), local store or URI store alike:
+    each step's own log followed by its parts from other nodes (``<step>@<where>.log``,
+    training workers of the step that ran elsewhere), ``ray.log`` last."""
+    import pyarrow.fs as pafs
 
     folder = f"{store.base}/runs/{run_id}/logs"
     infos = store.fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
-    return {i.base_name: fsutil.read_bytes(store.fs, i.path).decode("utf-8", "replace")
-            for i in infos if i.base_name.endswith(".log")}
+    names = [i.base_name for i in infos
+             if i.type == pafs.FileType.File and i.base_name.endswith(".log")]
+    if step is not None:
+        names = [n for n in names if n == f"{step}.log" or n.startswith(f"{step}@")]
+    return sorted(names, key=_log_order)
+
+
+def _log_order(name: str) -> tuple[bool, str, bool, str]:
+    step = name[:-4].split("@", 1)[0]
+    return name == "ray.log", step, "@" in name, name
+
+
+def read_log(store: Any, run_id: str, name: str) -> str:
+    """The text of log file ``name`` of a run (``log_names``)."""
+    from airflowdsl.runtime import fsutil
+
+    data = fsutil.read_bytes(store.fs, f"{store.base}/runs/{run_id}/logs/{name}")
+    return data.decode("utf-8", "replace")
+
+
+def read_logs(store: Any, run_id: str) -> dict[str, str]:
+    """Log name -> text of every log of a run (``log_names`` order)."""
+    return {name: read_log(store, run_id, name) for name in log_names(store, run_id)}
 
 
 def _line_prefix(data: dict[str, Any]) -> str:
@@ -108,4 +148,5 @@ def capture_worker_output(path: str | None, *, echo: bool) -> Iterator[None]:
             out.close()
 
 
-__all__ = ["capture_worker_output", "read_logs", "run_log_dir", "spool_dir", "upload_logs"]
+__all__ = ["LogUpload", "capture_worker_output", "log_folder", "log_names", "read_log",
+           "read_logs", "run_log_dir", "spool_dir", "upload_logs"]

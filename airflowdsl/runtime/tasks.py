@@ -10,6 +10,7 @@ gives; with persistence off it is materialized instead.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import pickle
@@ -21,12 +22,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from airflowdsl.air import progress
+from airflowdsl.air import progress, workerlog
 from airflowdsl.air.progress import StepContext
 from airflowdsl.errors import StepFailed
 from airflowdsl.runtime import cutoff, serializers, summaries
 from airflowdsl.runtime.outputcheck import OutputCheck, wrong_output
-from airflowdsl.runtime.runlog import upload_logs
+from airflowdsl.runtime.runlog import LogUpload
 from airflowdsl.runtime.store import ArtifactStore, Manifest, hand_on, resolve
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -174,8 +175,9 @@ def step_context(ctx: StepContext | None) -> Iterator[None]:
 
 def run_step(blob: bytes, *values: Any) -> tuple[Any, ...]:
     p: Payload = pickle.loads(blob)
+    ctx, log = step_log(p)
     try:  # checkpoint copies loaded for the step are removed when it ends (not its outputs)
-        with step_context(p.context), serializers.private_copies() as copies, \
+        with step_context(ctx), workerlog.bound(log), serializers.private_copies() as copies, \
                 cutoff.claim(p, values) as claim:
             if claim.hit is not None:  # stored meanwhile, or an upstream re-ran identically
                 out = claim.served()
@@ -185,9 +187,23 @@ def run_step(blob: bytes, *values: Any) -> tuple[Any, ...]:
             copies.keep(out)
         return out
     finally:
-        if p.context is not None and p.context.log_path and p.store and \
-                (st := ArtifactStore.of(p.store)).is_remote:  # a spooled log: into the store
-            upload_logs(st, p.context.run_id, [p.context.log_path])
+        if log is not None and log.upload is not None:  # a spooled log: into the store
+            log.upload(log.path)
+
+
+def step_log(p: Payload) -> tuple[StepContext | None, workerlog.StepLog | None]:
+    """The step's context and log: on a URI store the log is spooled in this node's temp
+    folder (uploaded when the step ends), and workers on other nodes upload their own."""
+    ctx = p.context
+    if ctx is None or not ctx.log_path:
+        return ctx, None
+    st = ArtifactStore.of(p.store) if p.store else None
+    if st is None or not st.is_remote:
+        return ctx, workerlog.StepLog(ctx.run_id, ctx.step, ctx.log_path)
+    path = os.path.join(workerlog.spool_dir(ctx.run_id), f"{ctx.step}.log")
+    return (dataclasses.replace(ctx, log_path=path),
+            workerlog.StepLog(ctx.run_id, ctx.step, path, node=_node_id(),
+                              upload=LogUpload(st, ctx.run_id)))
 
 
 def _run_step(p: Payload, values: tuple[Any, ...], claim: cutoff.Claim) -> tuple[Any, ...]:

@@ -21,8 +21,8 @@ import ray
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from airflowdsl.air import progress
 from airflowdsl.air import session as air_session
+from airflowdsl.air import workerlog
 from airflowdsl.air.resources import (
     describe,
     free_for_nested,
@@ -54,10 +54,9 @@ class _TrainWorker:
     """One training worker process (a Ray actor with a thread for the user's loop)."""
 
     def __init__(self, env: dict[str, str], preimport: tuple[str, ...] = (),
-                 log_path: str | None = None) -> None:
+                 log: workerlog.StepLog | None = None) -> None:
         os.environ.update(env)
-        if log_path:
-            _append_output_to(log_path)
+        self._log = workerlog.attach(log)  # the step's log, on whichever node this runs
         self._reports: queue.Queue[dict[str, Any]] = queue.Queue()
         if preimport:
             threading.Thread(target=_preimport, args=(preimport,), daemon=True,
@@ -86,10 +85,12 @@ class _TrainWorker:
         air_session.install_session(sess)
         try:
             call_loop(loop, config)
-            self._reports.put({"done": True, "rank": sess.world_rank})
+            last: dict[str, Any] = {"done": True, "rank": sess.world_rank}
         except BaseException as exc:  # noqa: BLE001 - forwarded to the driver
-            self._reports.put({"error": _short_traceback(exc), "rank": sess.world_rank,
-                               "type": type(exc).__name__, "message": str(exc)})
+            last = {"error": _short_traceback(exc), "rank": sess.world_rank,
+                    "type": type(exc).__name__, "message": str(exc)}
+        workerlog.upload(self._log)  # before the last report: the controller then stops us
+        self._reports.put(last)
 
     def poll(self, timeout: float) -> list[dict[str, Any]]:
         """Reports since the last poll; waits up to ``timeout`` s for the first one."""
@@ -102,21 +103,6 @@ class _TrainWorker:
                 out.append(self._reports.get_nowait())
             except queue.Empty:
                 return out
-
-
-def _append_output_to(path: str) -> None:
-    """Send this worker process's stdout/stderr to the step's log file (for its life)."""
-    import sys
-
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    except OSError:  # the log lives on another node's disk: keep Ray's own log
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
 
 
 def _preimport(modules: tuple[str, ...]) -> None:
@@ -179,10 +165,8 @@ class WorkerGroup:
             # already have imported a framework, e.g. Keras 3 before TF_USE_LEGACY_KERAS)
             opts["runtime_env"] = {"env_vars": dict(env)}
         actor_cls = ray.remote(_TrainWorker)
-        ctx = progress.current()
-        log_path = ctx.log_path if ctx is not None else None
         self.workers: list[Any] = [
-            actor_cls.options(**opts).remote(env or {}, tuple(preimport), log_path)
+            actor_cls.options(**opts).remote(env or {}, tuple(preimport), workerlog.current())
             for _ in range(num_workers)]
         self.infos: list[dict[str, Any]] = self._get(
             [w.node_info.remote() for w in self.workers], "starting the worker processes")
