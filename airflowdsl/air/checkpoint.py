@@ -8,6 +8,10 @@ what a trainer whose storage is a URI reports, ``air.remote``). It is read strai
 there (``to_dict``, ``as_directory``, metadata) and only loaded when it is complete;
 ``path`` downloads it once into a local folder of this process (removed at exit), so
 code that reads files under ``path`` works unchanged.
+
+A folder airflowdsl makes for a checkpoint object (``from_dict``, a load from the
+artifact store) is removed once no checkpoint object uses it; a checkpoint loaded from
+the store is fetched from the store again by a process it is sent to (``air.scratch``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any, TypeVar
 import cloudpickle
 
 from airflowdsl.air import remote
+from airflowdsl.air.scratch import Origin, Owned, fetch_owned, fetched
 from airflowdsl.air.storage import Options, is_uri, options_for, resolve
 from airflowdsl.fileio import atomic_write_bytes
 
@@ -45,6 +50,11 @@ class Checkpoint:
     or a directory in a storage URI (``uri``; opened with ``storage_options``, by default
     those of the run store it lies in, else this process's environment)."""
 
+    #: where another process fetches this checkpoint from instead of using ``path`` (set
+    #: on what the artifact store loads: ``air.scratch``)
+    origin: Origin | None = None
+    _owner: Owned | None = None  # the local folder this object owns (``air.scratch``)
+
     def __init__(self, path: str | os.PathLike[str], *, storage_options: Options = ()) -> None:
         raw = os.fspath(path)
         self.uri: str | None = raw.rstrip("/") if is_uri(raw) else None
@@ -55,6 +65,8 @@ class Checkpoint:
     @property
     def path(self) -> str:
         """The local directory; a URI checkpoint is downloaded here once (complete)."""
+        if self._local is None and self.origin is not None and self.uri is None:
+            self._local, self._owner = fetch_owned(self.origin)  # sent here: from the store
         if self._local is None:
             assert self.uri is not None
             target = tempfile.mkdtemp(prefix="ckpt-", dir=_downloads())
@@ -78,15 +90,17 @@ class Checkpoint:
             raise TypeError(f"Checkpoint.from_dict takes a dict, got {type(data).__name__}")
         path = new_tempdir()
         atomic_write_bytes(os.path.join(path, DICT_FILE), cloudpickle.dumps(data), make_parents=True)
-        return cls(path)
+        return owned(cls(path))
 
     @classmethod
     def from_checkpoint(cls: type[C], checkpoint: Checkpoint) -> C:
         """View any checkpoint as this (framework) checkpoint class."""
         if checkpoint.uri is None:
-            return cls(checkpoint.path)
-        view = cls(checkpoint.uri, storage_options=checkpoint.storage_options)
-        view._local = checkpoint._local
+            view = cls(checkpoint.path)
+        else:
+            view = cls(checkpoint.uri, storage_options=checkpoint.storage_options)
+            view._local = checkpoint._local
+        view.origin, view._owner = checkpoint.origin, checkpoint._owner  # one folder, shared
         return view
 
     @classmethod
@@ -129,6 +143,10 @@ class Checkpoint:
     def as_directory(self) -> Iterator[str]:
         """The checkpoint as a local directory (no copy: it already is one; a URI
         checkpoint not downloaded yet: a temp copy, removed when the block ends)."""
+        if self._local is None and self.origin is not None and self.uri is None:
+            with fetched(self.origin) as local:  # sent here: a copy from the store
+                yield local
+            return
         if not self._remote():
             yield self.path
             return
@@ -221,14 +239,23 @@ class Checkpoint:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        if self.uri is not None:  # a download of this process means nothing elsewhere
-            state["_local"] = None
+        if self.uri is not None or self.origin is not None:  # a download of this process
+            state["_local"] = None  # means nothing elsewhere: the receiver loads it again
+            state.pop("_owner", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         if "path" in state:  # pickled before URI checkpoints: a local directory
             state = {**state, "_local": state.pop("path"), "uri": None, "storage_options": ()}
         self.__dict__.update(state)
+
+
+def owned(checkpoint: C) -> C:
+    """``checkpoint``, owning its local folder: removed once no checkpoint object refers to
+    it (garbage-collected) or at process exit (``air.scratch``). For folders airflowdsl
+    made for it, never for one the user named."""
+    checkpoint._owner = Owned(checkpoint.path)
+    return checkpoint
 
 
 def upload(checkpoint: Checkpoint, uri: str, options: Options, *,
@@ -266,4 +293,5 @@ def persist_directory(src: str, dest: str) -> str:
     return dest
 
 
-__all__ = ["PREPROCESSOR_FILE", "Checkpoint", "new_tempdir", "persist_directory", "upload"]
+__all__ = ["PREPROCESSOR_FILE", "Checkpoint", "new_tempdir", "owned", "persist_directory",
+           "upload"]

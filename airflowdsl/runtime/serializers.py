@@ -214,12 +214,11 @@ def read(fs: pafs.FileSystem, path: str, meta: Meta, files: list[str] | None = N
         local = tempfile.mkdtemp(prefix="airflowdsl-ckpt-", dir=_private_root())
         if _SCOPES:
             _SCOPES[-1].made.append(local)
-        for rel, (size, sha) in expected.items():
-            target = os.path.join(local, *rel.split("/"))
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            with open(target, "wb") as out:
-                out.write(_checked(fs, f"{path}/{rel}", rel, size, sha, checksum))
-        return cls.from_directory(local)
+        fetch_files(fs, path, expected, local, checksum=checksum)
+        ckpt = cls.from_directory(local)
+        from airflowdsl.air.checkpoint import Checkpoint, owned
+
+        return owned(ckpt) if isinstance(ckpt, Checkpoint) else ckpt  # removed once unused
     name = _FILES.get(fmt)
     if name is None or name not in expected:
         raise CorruptArtifact(f"unknown format {fmt!r} or missing file")
@@ -239,6 +238,18 @@ def read(fs: pafs.FileSystem, path: str, meta: Meta, files: list[str] | None = N
     import cloudpickle
 
     return cloudpickle.loads(data)
+
+
+def fetch_files(fs: pafs.FileSystem, path: str, files: dict[str, list[Any]], target: str, *,
+                checksum: str) -> str:
+    """Copy the files ``files`` (relative path -> [size, checksum]) of directory ``path``
+    into local folder ``target``, each checked before it is written; returns ``target``."""
+    for rel, (size, sha) in files.items():
+        dest = os.path.join(target, *rel.split("/"))
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with open(dest, "wb") as out:
+            out.write(_checked(fs, f"{path}/{rel}", rel, size, sha, checksum))
+    return target
 
 
 _FILES = {"pandas": "data.parquet", "numpy": "array.npy", "json": "value.json",

@@ -224,13 +224,41 @@ class ArtifactStore:
             # remote store the loading process checks its files (other nodes, other files
             # than the driver's planner checked)
             raise CorruptArtifact(f"artifact {manifest['key']}: {problem}")
-        path = self._out_path(manifest, index)
-        if self.is_local and (escaped := escapes(path, out["files"])):
-            raise CorruptArtifact(f"artifact {manifest['key']}: {escaped} resolves outside the store")
+        path = self._inside(manifest, index)
         try:
-            return serializers.read(self.fs, path, out, checksum=checksum_of(manifest))
+            value = serializers.read(self.fs, path, out, checksum=checksum_of(manifest))
         except CorruptArtifact as exc:
             raise CorruptArtifact(f"artifact {manifest['key']} output {index}: {exc}") from None
+        if out["format"] == "checkpoint":
+            from airflowdsl.air.checkpoint import Checkpoint
+
+            if isinstance(value, Checkpoint):  # sent to another process: loaded there again
+                value.origin = StoredOutput(self, manifest, index)
+        return value
+
+    def fetch(self, manifest: Manifest, index: int, target: str) -> str:
+        """Copy checkpoint output ``index`` into local folder ``target``, every file checked
+        against the manifest; returns ``target``. What a checkpoint loaded from this store
+        does in another process that uses it (``Checkpoint.origin``): it reads the store,
+        not the folder of the process that loaded it first."""
+        if (problem := manifest_problem(manifest, manifest.get("key"))) is not None:
+            raise CorruptArtifact(f"artifact manifest rejected: {problem}")
+        out = manifest["outputs"][index]
+        if out["format"] != "checkpoint":
+            raise ValueError(f"output {index} of {manifest['key']} is not a checkpoint")
+        try:
+            return serializers.fetch_files(self.fs, self._inside(manifest, index), out["files"],
+                                           target, checksum=checksum_of(manifest))
+        except CorruptArtifact as exc:
+            raise CorruptArtifact(f"artifact {manifest['key']} output {index}: {exc}") from None
+
+    def _inside(self, manifest: Manifest, index: int) -> str:
+        """The folder of output ``index``; raises ``CorruptArtifact`` when a file of a local
+        store resolves outside the store."""
+        path = self._out_path(manifest, index)
+        if self.is_local and (escaped := escapes(path, manifest["outputs"][index]["files"])):
+            raise CorruptArtifact(f"artifact {manifest['key']}: {escaped} resolves outside the store")
+        return path
 
     def _out_path(self, manifest: Manifest, index: int) -> str:
         return f"{self.entry(manifest['key'])}/{manifest['data']}/out{index}"
@@ -277,9 +305,11 @@ class ArtifactStore:
 
 @dataclass(frozen=True)
 class StoredOutput:
-    """A checkpoint output of a step on a remote store, handed downstream as where it is
-    stored: its directory exists only on the producing node, so the consumer -- on any
-    node -- loads it from the store (``resolve``), checked file by file."""
+    """A checkpoint output of a step, as where it is stored. On a remote store it is handed
+    downstream so (its directory exists only on the producing node): the consumer -- on
+    any node -- loads it from the store (``resolve``), checked file by file. Every
+    checkpoint the store loads carries one as its ``origin``, so a process it is sent to
+    (a BatchPredictor actor on another node) fetches it from the store too."""
 
     store: ArtifactStore
     manifest: Manifest
@@ -287,6 +317,10 @@ class StoredOutput:
 
     def load(self) -> Any:
         return self.store.load(self.manifest, self.index, verify=False)
+
+    def fetch(self, target: str) -> str:
+        """The checkpoint's files, checked, into local folder ``target`` (``air.checkpoint.Origin``)."""
+        return self.store.fetch(self.manifest, self.index, target)
 
 
 def hand_on(store: ArtifactStore | None, manifest: Manifest | None,

@@ -72,12 +72,18 @@ def restore(checkpoint: Checkpoint, predictor_cls: type[Predictor],
 
 
 class _ScoringActor:
-    """One Ray Data actor: restores the predictor once, then scores batches."""
+    """One Ray Data actor: restores the predictor once, then scores batches.
+
+    A checkpoint that came from the artifact store or a storage URI is fetched from there
+    by the actor, on its node, into a temp folder removed once the model is restored
+    (``Checkpoint.as_directory``); the step's own copy is a path on another node."""
 
     def __init__(self, checkpoint: Checkpoint, predictor_cls: type[Predictor],
                  predictor_kwargs: dict[str, Any], feature_columns: list[str] | None,
                  keep_columns: list[str] | None, predict_kwargs: dict[str, Any]) -> None:
-        self.predictor = restore(checkpoint, predictor_cls, predictor_kwargs)
+        with checkpoint.as_directory() as local:
+            self.predictor = restore(type(checkpoint).from_directory(local), predictor_cls,
+                                     predictor_kwargs)
         self.options: dict[str, Any] = {"feature_columns": feature_columns,
                                         "keep_columns": keep_columns,
                                         "predict_kwargs": predict_kwargs}

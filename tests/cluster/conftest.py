@@ -36,7 +36,7 @@ class MultiNode:
     cluster: Any  # ray.cluster_utils.Cluster
     nodes: dict[str, Any]  # "head" / "node_a" / "node_b" -> ray._private.node.Node
     s3: Any  # moto_s3.S3Server
-    tmpdir: str  # every node's TMPDIR (leftover temp copies are looked for here)
+    tmpdir: str  # the head's TMPDIR; node_a's and node_b's are its node_a/ and node_b/
 
     def node_id(self, name: str) -> str:
         return str(self.nodes[name].node_id)
@@ -51,7 +51,9 @@ def multinode() -> Iterator[MultiNode]:
     if ray.is_initialized():
         pytest.skip("the multi-node tests need a pytest process of their own "
                     "(AIRFLOWDSL_CLUSTER_TESTS=1 pytest tests/cluster)")
-    # the AWS variables and TMPDIR must be set before the nodes start: workers inherit them
+    # the AWS variables and TMPDIR must be set before the nodes start: workers inherit them.
+    # Each worker node has a TMPDIR of its own, as separate machines have: what a process
+    # spools or copies into its temp folder is not where the driver or another node looks
     tmpdir = tempfile.mkdtemp(prefix="afcl-")
     saved_tmp = os.environ.get("TMPDIR")
     os.environ["TMPDIR"] = tmpdir
@@ -59,9 +61,12 @@ def multinode() -> Iterator[MultiNode]:
         cluster = Cluster(initialize_head=True, head_node_args={
             "num_cpus": 0, "resources": {"head": 1}, "include_dashboard": False})
         try:
-            nodes = {"head": cluster.head_node,
-                     "node_a": cluster.add_node(num_cpus=1, resources={"node_a": 1}),
-                     "node_b": cluster.add_node(num_cpus=1, resources={"node_b": 1})}
+            nodes = {"head": cluster.head_node}
+            for name in ("node_a", "node_b"):
+                os.environ["TMPDIR"] = os.path.join(tmpdir, name)
+                os.mkdir(os.environ["TMPDIR"])
+                nodes[name] = cluster.add_node(num_cpus=1, resources={name: 1})
+            os.environ["TMPDIR"] = tmpdir
             cluster.wait_for_nodes(timeout=60)
             ray.init(address=cluster.address, include_dashboard=False, runtime_env={
                 "env_vars": {"PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE)])}})

@@ -30,6 +30,7 @@ def make_data(rows: int = 400) -> af.Dataset:
 
     rng = np.random.default_rng(0)
     node = here()
+    print(f"make_data: {rows} rows on node {node}")  # `airflowdsl logs RUN make_data`
     items = []
     for _ in range(rows):
         x = rng.normal(size=len(FEATURES))
@@ -57,6 +58,7 @@ def torch_loop(config: dict) -> None:
 
     nodes: list[str | None] = [None] * session.get_world_size()
     dist.all_gather_object(nodes, here())
+    print(f"rank {session.get_world_rank()} on node {here()}", flush=True)  # in the step's log
     torch.manual_seed(0)
     model = prepare_model(nn.Linear(len(FEATURES), 1))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -111,9 +113,14 @@ def fit_xgb(train: af.Dataset, valid: af.Dataset) -> af.Checkpoint:
 @af.predict(resources={"node_a": 0.01})
 def predict(ckpt: af.Checkpoint, test: af.Dataset) -> af.Dataset:
     """Scored on an actor pool pinned to node_b (not in this step's process)."""
+    import shutil
+
     from airflowdsl.train.batch_predictor import BatchPredictor
     from airflowdsl.train.xgboost import XGBoostPredictor
 
+    # this node's copy of the checkpoint, gone, as it is for node_b on separate machines:
+    # the actors load the checkpoint from the store, not from this path
+    shutil.rmtree(ckpt.path)
     return BatchPredictor.from_checkpoint(ckpt, XGBoostPredictor).predict(
         test, feature_columns=FEATURES, keep_columns=[LABEL], fast_path=False,
         min_scoring_workers=1, max_scoring_workers=1, num_cpus_per_worker=0.5,

@@ -6,6 +6,9 @@ XGBoostTrainer, a BatchPredictor whose actors run on another node than its step;
 rerun is fully cached; every object in the bucket is complete and loads; nothing of an
 artifact lands on local disk; a node removed mid-training resumes from the last
 checkpoint. The node removal runs last (the cluster keeps one worker node after it).
+BatchPredictor actors load the checkpoint from the store, not from the step's copy; no
+checkpoint copy or spooled log is left in any node's temp folder; what steps and their
+workers print on other nodes is shown by ``airflowdsl logs`` on the driver.
 """
 
 from __future__ import annotations
@@ -20,16 +23,26 @@ import pytest
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+#: temp folders of checkpoint copies (loaded from the store, fetched again by a process
+#: they were sent to, ``Checkpoint.from_dict``) and of spooled logs
+_TEMP = ("airflowdsl-loaded-", "airflowdsl-ckpt-", "airflowdsl-downloaded-", "airflowdsl-logs")
+
+
 def _leftovers(root: str) -> list[str]:
-    """Files of checkpoint copies loaded from the store that were not removed (a worker's
-    per-process folder for them stays, empty, until the process exits)."""
-    return [os.path.join(d, f) for n in os.listdir(root) if n.startswith("airflowdsl-loaded-")
-            for d, _, files in os.walk(os.path.join(root, n)) for f in files]
+    """Files left in those temp folders of the head (``root``) and of each worker node
+    (``root/node_a``, ``root/node_b``): each is removed once unused (a worker's
+    per-process folder for loaded copies stays, empty, until the process exits)."""
+    tops = [root] + [os.path.join(root, n) for n in ("node_a", "node_b")]
+    return [os.path.join(d, f) for top in tops if os.path.isdir(top) for n in os.listdir(top)
+            if n.startswith(_TEMP) for d, _, files in os.walk(os.path.join(top, n))
+            for f in files]
 
 
 def test_pipeline_across_nodes_on_s3(multinode, tmp_path: Path, monkeypatch) -> None:
     from spread_pipeline import spread
+    from typer.testing import CliRunner
 
+    from airflowdsl.cli import app
     from airflowdsl.runtime.store import ArtifactStore
 
     monkeypatch.chdir(tmp_path)
@@ -44,6 +57,18 @@ def test_pipeline_across_nodes_on_s3(multinode, tmp_path: Path, monkeypatch) -> 
     assert out["torch_nodes"] == 2  # STRICT_SPREAD: one worker on each 1-CPU node
     assert out["n_test"] == 100 and 0.0 <= out["mean_prediction"] <= 1.0
     assert out["accuracy"] >= 0.75, out  # y = [x0 + 0.5 x1 > 0]: 0.87 on one node
+
+    # what steps and their training workers printed on other nodes (each with a TMPDIR
+    # of its own) is in the bucket, and `airflowdsl logs` on the driver shows it
+    cli = CliRunner()
+    made = cli.invoke(app, ["logs", run.id, "make_data", "--store", uri])
+    assert made.exit_code == 0, made.output
+    assert f"make_data: 400 rows on node {multinode.node_id('node_a')}" in made.output
+    fit = cli.invoke(app, ["logs", run.id, "fit_torch", "--store", uri])
+    assert fit.exit_code == 0, fit.output
+    assert "rank 0 on node " in fit.output and "rank 1 on node " in fit.output, fit.output
+    logs = multinode.s3.keys(f"pipelines/spread/runs/{run.id}/logs/")
+    assert any("/fit_torch@" in k for k in logs), logs  # a worker off the step's node
 
     # placement: what each pinned step wrote says where it ran
     made = run.load("make_data").to_pandas()
