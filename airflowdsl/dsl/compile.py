@@ -9,9 +9,7 @@ Contract (docs/ARCHITECTURE.md): node key = unique step name; node attrs ``spec`
 
 from __future__ import annotations
 
-import gc
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,11 @@ from airflowdsl.dsl.errors import CompileError, CompileProblem
 from airflowdsl.dsl.handles import OutputRef
 from airflowdsl.dsl.step import StepSpec
 from airflowdsl.dsl.types import is_assignable, type_name
+
+# imported with the DSL, as a library imports what its calls need: a cached run() in a
+# new process then plans at once (the executor path imports no Ray, pyarrow or pandas;
+# tests/unit/test_lazy_imports.py)
+from airflowdsl.runtime.executor import execute
 
 Outputs = OutputRef | tuple[OutputRef, ...] | None
 
@@ -162,16 +165,6 @@ class CompiledPipeline:
                 own failure does not raise: the ``Run`` is ``failed`` (see
                 ``Run.raise_for_status``).
         """
-        if "airflowdsl.runtime.executor" not in sys.modules:
-            paused = gc.isenabled()
-            gc.disable()  # a first import allocates much: no full collection meanwhile
-            try:
-                import airflowdsl.runtime.executor  # noqa: F401
-            finally:
-                if paused:
-                    gc.enable()
-        from airflowdsl.runtime.executor import execute
-
         return execute(self, **kwargs)
 
     def render(self, path: str | os.PathLike[str], *,

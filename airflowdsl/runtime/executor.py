@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import threading
 import time
@@ -140,6 +139,7 @@ def _sigint_cancels(control: scheduler.Control) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    import signal  # steps run: not imported by a fully cached run
 
     def handler(signum: int, frame: Any) -> None:
         if control.cancelled:

@@ -43,7 +43,7 @@ from airflowdsl.runtime.codescan import (
     module_is_local,
     references,
 )
-from airflowdsl.runtime.ondisk import matches_disk
+from airflowdsl.runtime.ondisk import def_source, matches_disk
 
 __all__ = ["Fingerprint", "code_fingerprint", "fingerprint", "is_project_local", "project_modules"]
 
@@ -117,8 +117,26 @@ def _def_digest(fn: types.FunctionType) -> str | None:
             source = fh.read()
     except OSError:
         return None
+    if (found := def_source(source, code)) is not None:  # its own lines: no whole-file parse
+        if (own := _segment_digest(*found, code.co_name)) is not None:
+            return own
     defs = _file_defs(path, source)
     return defs.digest((code.co_firstlineno, code.co_name)) if defs is not None else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _segment_digest(text: bytes, indented: bool, name: str) -> str | None:
+    """The digest of the one ``def`` named ``name`` that ``text`` holds (``def_source``:
+    the def's node as the whole file's tree has it), else None."""
+    try:
+        tree = ast.parse(b"if 1:\n" + text if indented else text)
+    except (SyntaxError, ValueError):
+        return None
+    body = tree.body[0].body if indented and tree.body else tree.body  # type: ignore[attr-defined]
+    if len(body) != 1 or not isinstance(body[0], (ast.FunctionDef, ast.AsyncFunctionDef)) \
+            or body[0].name != name:
+        return None
+    return _tree_digest(ast.Module(body=[body[0]], type_ignores=[]))
 
 
 class _FileDefs:
@@ -126,7 +144,7 @@ class _FileDefs:
 
     def __init__(self, tree: ast.Module) -> None:
         self.nodes: dict[tuple[int, str], ast.FunctionDef | ast.AsyncFunctionDef] = {}
-        for node in ast.walk(tree):
+        for node in _statements(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 first = min([node.lineno] + [d.lineno for d in node.decorator_list])
                 self.nodes[(first, node.name)] = node
@@ -145,6 +163,22 @@ class _FileDefs:
             finally:
                 node.decorator_list = decorators
         return self.digests[key]
+
+
+def _statements(tree: ast.Module) -> list[Any]:
+    """Every statement of ``tree``, nested ones included (bodies of defs, classes,
+    if/for/while/with/try/match): where every ``def`` is. Expressions are not visited
+    (``ast.walk`` visits every node: ~3x slower on a whole file)."""
+    out: list[Any] = []
+    stack: list[Any] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            sub = getattr(node, name, None)
+            if isinstance(sub, list):
+                stack.extend(sub)
+    return out
 
 
 @functools.lru_cache(maxsize=64)

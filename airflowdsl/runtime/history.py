@@ -18,10 +18,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflowdsl.runtime.run import StepRun
-from airflowdsl.runtime.runrecords import RunRecords
+
+if TYPE_CHECKING:  # URI roots only: a local store's run never imports it
+    from airflowdsl.runtime.runrecords import RunRecords
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -144,6 +146,7 @@ class History:
         store's, ``ArtifactStore.options``)."""
         if in_store(root):
             from airflowdsl.runtime import fsutil
+            from airflowdsl.runtime.runrecords import RunRecords
 
             fs, base = fsutil.resolve(root, options or fsutil.store_options(root))
             return RunRecords(fs, base, git_commit=git_commit)

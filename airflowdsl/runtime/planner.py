@@ -167,11 +167,20 @@ def _lookup(plan: StepPlan, store: ArtifactStore) -> None:
         plan.reason = f"cache entry older than cache_ttl={plan.spec.cache_ttl}s"
     elif len(manifest.get("outputs", ())) != plan.n_outputs:
         plan.reason = "stored output count differs"
-    elif problem := store.verify(manifest, deep=False):
+    elif problem := _files_problem(store, manifest):
         warn_corrupt(plan.key.digest, problem)
         plan.reason = f"stored artifact damaged ({problem})"
     else:
         plan.action, plan.reason, plan.manifest = "cached", "cache hit", manifest
+
+
+def _files_problem(store: ArtifactStore, manifest: Manifest) -> str | None:
+    """``store.verify(manifest, deep=False)`` of a manifest ``store.manifest`` returned
+    (already validated against its key: not checked a second time)."""
+    for i in range(len(manifest["outputs"])):
+        if problem := store.verify_output(manifest, i, deep=False):
+            return problem
+    return None
 
 
 def _verify_needed(compiled: CompiledGraph, plans: dict[str, StepPlan], store: ArtifactStore

@@ -30,6 +30,7 @@ import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from airflowdsl.errors import CorruptArtifact, StoreError
@@ -55,6 +56,17 @@ def default_root(store: str | os.PathLike[str] | None = None) -> str:
     root = os.fspath(store) if store is not None else (
         os.environ.get("AIRFLOWDSL_STORE") or os.environ.get("AIRFLOWDSL_HOME", DEFAULT_ROOT))
     return root if "://" in root else os.path.abspath(os.path.expanduser(root))
+
+
+def _local(root: str) -> str | None:
+    """``fsutil.local_path(root)``; remembered for an absolute root (no working directory
+    involved): a cached run asks ~8 times per step."""
+    return _local_abs(root) if root.startswith("/") else fsutil.local_path(root)
+
+
+@lru_cache(maxsize=64)
+def _local_abs(root: str) -> str | None:
+    return fsutil.local_path(root)
 
 
 @dataclass(frozen=True)
@@ -86,7 +98,7 @@ class ArtifactStore:
 
     @property
     def base(self) -> str:
-        local = fsutil.local_path(self.root)
+        local = _local(self.root)
         return local if local is not None else fsutil.resolve(self.root, self.options)[1]
 
     @property
@@ -98,7 +110,7 @@ class ArtifactStore:
         """Refuse a local-disk root when Ray has more than one node: tasks on other nodes
         would write to and read from their own disks. A ``file://`` URI or
         ``AIRFLOWDSL_STORE_SHARED=1`` says the path is a mount every node shares."""
-        if (nodes <= 1 or fsutil.local_path(self.root) is None
+        if (nodes <= 1 or _local(self.root) is None
                 or os.environ.get("AIRFLOWDSL_STORE_SHARED") == "1"):
             return
         raise StoreError(
@@ -110,13 +122,13 @@ class ArtifactStore:
 
     @property
     def is_local(self) -> bool:
-        return fsutil.local_path(self.root) is not None or fsutil.is_local(self.fs)
+        return _local(self.root) is not None or fsutil.is_local(self.fs)
 
     @property
     def _os_fs(self) -> pafs.FileSystem | None:
         """None for a plain local root (read with ``os`` calls: no pyarrow import on a
         cached run), else the pyarrow filesystem."""
-        return None if fsutil.local_path(self.root) is not None else self.fs
+        return None if _local(self.root) is not None else self.fs
 
     def entry(self, key: str) -> str:
         return f"{self.base}/artifacts/{key[:2]}/{key}"
@@ -165,7 +177,7 @@ class ArtifactStore:
             return None
         path = f"{self.entry(key)}/manifest.json"
         try:
-            if fsutil.local_path(self.root) is not None:
+            if _local(self.root) is not None:
                 with open(path, "rb") as fh:
                     raw = fh.read()
             else:

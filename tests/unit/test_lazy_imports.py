@@ -60,6 +60,21 @@ def test_the_executor_imports_ray_only_modules_when_a_step_runs() -> None:
     assert out == "[]"
 
 
+def test_import_brings_the_cached_run_path_and_nothing_for_uri_stores() -> None:
+    """``import airflowdsl`` imports what a fully cached ``run()`` needs (planner, store,
+    history), so that run plans at once in a new process; run records of URI stores,
+    thread pools and signal handling come only when used."""
+    out = _fresh("""
+        import sys
+        import airflowdsl
+        print(sorted(m for m in ("airflowdsl.runtime.executor", "airflowdsl.runtime.planner",
+                                 "airflowdsl.runtime.history", "airflowdsl.runtime.runrecords",
+                                 "concurrent.futures", "signal", "ray") if m in sys.modules))
+    """)
+    assert out == str(["airflowdsl.runtime.executor", "airflowdsl.runtime.history",
+                       "airflowdsl.runtime.planner"])
+
+
 def test_train_stays_the_decorator_when_trainer_modules_load_later() -> None:
     out = _fresh("""
         import airflowdsl as af

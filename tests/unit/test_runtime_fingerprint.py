@@ -163,3 +163,74 @@ def test_def_digest_from_the_file_tree_equals_the_getsource_digest(tmp_path: Pat
     path = tmp_path / f"{name}.py"
     path.write_text(path.read_text().replace("return x + 1", "return x + 100"))
     assert fpm._def_digest(mod.plain) not in (None, before)  # the file's content, not its mtime
+
+
+def test_a_defs_own_lines_give_the_whole_files_digest_and_disk_verdict(tmp_path: Path) -> None:
+    """The fast path parses (and for ``matches_disk`` compiles) only a def's own lines:
+    the digest is the whole file tree's, a def whose body goes on past its last
+    instruction (a trailing string) or a method falls back to the whole file, and an
+    edit on disk is seen either way (a module-level def, a method, a closure)."""
+    from airflowdsl.runtime import fingerprint as fpm
+    from airflowdsl.runtime.ondisk import def_source, matches_disk
+
+    name = uniq("own")
+    mod = load(tmp_path, name, '''
+        import functools
+
+        @functools.lru_cache
+        def plain(x):
+            s = """two
+        lines"""
+            return (x +
+                    len(s))
+
+        def trailing(x):
+            y = x + 1
+            return y
+            "a note after the return"
+
+        class K:
+            def method(self, z):
+                return """text
+        at column zero""" * z
+
+        def outer():
+            def inner():
+                return n
+            return inner
+
+        n = 3
+    ''')
+    path = tmp_path / f"{name}.py"
+    source = path.read_bytes()
+    whole = fpm._file_defs(str(path), source)
+    assert whole is not None
+    fns = [plain := mod.plain.__wrapped__, mod.trailing, mod.K.method, mod.outer, mod.outer()]
+    for fn in fns:
+        assert fpm._def_digest(fn) == whole.digest((fn.__code__.co_firstlineno, fn.__name__)), fn
+        assert matches_disk(fn), fn
+    assert def_source(source, plain.__code__) is not None  # its own lines were used
+    assert def_source(source, mod.trailing.__code__) is None  # the note compiles to nothing
+    found = def_source(source, mod.K.method.__code__)
+    assert found is not None and found[1]  # indented: parsed under `if 1:`, text as is
+
+    inner = mod.outer()
+    edited = (source.replace(b"len(s))", b"len(s) * 2)")
+              .replace(b'* z\n', b'* (z + 1)\n')
+              .replace(b"    def inner():", b"    n = 4\n    def inner():"))
+    path.write_bytes(edited)
+    for fn in (plain, mod.K.method, inner):  # same lines or not: the disk is not what runs
+        assert not matches_disk(fn), fn
+    assert fpm._def_digest(plain) != whole.digest((plain.__code__.co_firstlineno, "plain"))
+
+
+def test_library_versions_are_the_installed_distributions() -> None:
+    """Read from the metadata's header lines: what ``importlib.metadata.version`` says."""
+    from importlib.metadata import version
+
+    from airflowdsl.runtime.libversions import version_of
+
+    for module in ("numpy", "numpy.linalg", "networkx", "pydantic", "pandas"):
+        top = module.split(".")[0]
+        assert version_of(module) == (top, version(top))
+    assert version_of("json") is None and version_of("airflowdsl.dsl") is None
