@@ -1,20 +1,28 @@
-"""Pydantic validation of constant values against annotations (cached adapters)."""
+"""Pydantic validation of constant values against annotations (cached adapters).
+
+pydantic is imported on the first value that needs it: a value of exactly its
+annotation's type among ``int``, ``float``, ``str``, ``bool`` is what pydantic would
+return, so it is taken as is.
+"""
 
 from __future__ import annotations
 
 import functools
-from typing import Any
-
-from pydantic import ConfigDict, TypeAdapter, ValidationError
+from typing import TYPE_CHECKING, Any
 
 from airflowdsl.dsl.types import is_any, normalize
 
-_CONFIG = ConfigDict(arbitrary_types_allowed=True)
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter, ValidationError
+
+_PLAIN = (int, float, str, bool)
 
 
 def _make_adapter(annotation: Any) -> TypeAdapter[Any] | None:
+    from pydantic import ConfigDict, TypeAdapter
+
     try:
-        return TypeAdapter(annotation, config=_CONFIG)
+        return TypeAdapter(annotation, config=ConfigDict(arbitrary_types_allowed=True))
     except Exception:
         try:  # BaseModel / dataclass / TypedDict annotations refuse a config
             return TypeAdapter(annotation)
@@ -46,9 +54,13 @@ def pydantic_message(err: ValidationError) -> str:
 
 def validate_value(annotation: Any, value: Any) -> tuple[Any, str | None]:
     """(coerced value, None) or (value, pydantic error message)."""
+    if type(value) is annotation and annotation in _PLAIN:
+        return value, None
     adapter = adapter_for(annotation)
     if adapter is None:
         return value, None
+    from pydantic import ValidationError
+
     try:
         return adapter.validate_python(value), None
     except ValidationError as err:

@@ -54,6 +54,27 @@ def test_pipeline_param_pydantic_errors() -> None:
     assert "parameter 'extra': unknown pipeline parameter; cancer() accepts: max_depth" in text
 
 
+def test_a_pipeline_without_parameters_refuses_every_keyword() -> None:
+    """No pydantic model for it (nothing to validate): the same problems a model with
+    ``extra="forbid"`` gives, and values of exactly a plain annotation's type are kept."""
+    from airflowdsl.dsl.validate import validate_value
+
+    @af.pipeline
+    def bare(): ...
+
+    text, errors = _errors(bare, a=1, b="x")
+    assert [(e.kind, e.parameter) for e in errors] == [("unknown_keyword", "a"),
+                                                     ("unknown_keyword", "b")]
+    assert "parameter 'a': unknown pipeline parameter; bare() accepts: nothing" in text
+    assert bare.compile().params == {}
+    for ann, value in ((int, 3), (float, float("nan")), (str, " s "), (bool, True)):
+        kept, err = validate_value(ann, value)
+        assert kept is value and err is None
+    assert validate_value(float, 3) == (3.0, None)  # converted by pydantic, as before
+    assert type(validate_value(float, 3)[0]) is float
+    assert validate_value(int, "deep")[1] is not None
+
+
 def test_missing_required_pipeline_param() -> None:
     @af.pipeline
     def needs(n: int): ...

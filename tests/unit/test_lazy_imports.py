@@ -45,6 +45,33 @@ def test_import_and_compile_load_no_ray_or_pandas() -> None:
     assert out == "[]"
 
 
+def test_pydantic_comes_with_the_first_pipeline_parameter() -> None:
+    """A pipeline without parameters (and constants of their annotations' own types)
+    compiles without pydantic; the first pipeline with a parameter imports it."""
+    out = _fresh("""
+        import sys
+        import airflowdsl as af
+
+        @af.step
+        def one(k: int = 1) -> int:
+            return k
+
+        @af.pipeline
+        def bare():
+            return one(k=2)
+
+        bare.compile()
+        before = "pydantic" in sys.modules
+
+        @af.pipeline
+        def with_param(n: int = 1):
+            return one(k=n)
+
+        print(before, with_param.compile(n="3").params)
+    """)
+    assert out == "False {'n': 3}"
+
+
 def test_the_executor_imports_ray_only_modules_when_a_step_runs() -> None:
     """A fully cached rerun plans, checks the store and records the run: the scheduler,
     Ray and the task modules are imported only once a step has to run (``_run_on_ray``)."""
