@@ -23,8 +23,9 @@ from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
 from airflowdsl.air.callbacks import ReportCallback
-from airflowdsl.air.checkpoint import Checkpoint
+from airflowdsl.air.checkpoint import METADATA_FILE, PREPROCESSOR_FILE, Checkpoint
 from airflowdsl.air.config import CheckpointConfig, RunConfig, SyncConfig
+from airflowdsl.air.remote import mark_complete
 from airflowdsl.air.resources import free_for_nested
 from airflowdsl.air.result import Result
 from airflowdsl.air.search import config_fields, contains_search_space, is_search_space
@@ -365,6 +366,14 @@ class ResultGrid:
         self._grid = grid
         self._ckpt_config = checkpoint_config
         self._remote = remote
+        if remote is not None:  # Tune persisted each listed checkpoint before it reported
+            for raw in grid:  # it: mark it complete, so our Checkpoint loads it
+                for ckpt in [raw.checkpoint, *(c for c, _ in raw.best_checkpoints or [])]:
+                    if ckpt is not None:
+                        ours = _ours(ckpt, remote)
+                        assert ours.uri is not None
+                        mark_complete(ours.uri, ours.storage_options,
+                                      unlisted=(METADATA_FILE, PREPROCESSOR_FILE))
 
     def get_best_result(self, metric: str | None = None, mode: str | None = None,
                         scope: str = "last", filter_nan_and_inf: bool = True) -> Result:

@@ -109,6 +109,18 @@ def upload(local: str, uri: str, options: Options, *, unlisted: Iterable[str] = 
     write_bytes(uri, COMPLETE_MARKER, json.dumps({"files": files}).encode(), options)
 
 
+def mark_complete(uri: str, options: Options, *, unlisted: Iterable[str] = ()) -> None:
+    """Mark directory ``uri``, written completely by someone else (Ray Tune persists a
+    trial's checkpoint before it reports it), as complete with the files it holds now.
+    Nothing when it is marked already or holds no file to list."""
+    if read_bytes(uri, COMPLETE_MARKER, options) is not None:
+        return
+    skip = {COMPLETE_MARKER, *unlisted}
+    files = {rel: size for rel, size in _remote_files(uri, options).items() if rel not in skip}
+    if files:
+        write_bytes(uri, COMPLETE_MARKER, json.dumps({"files": files}).encode(), options)
+
+
 def complete_files(uri: str, options: Options) -> dict[str, int] | None:
     """The files (relative path -> size) of directory ``uri`` when it is complete: its
     marker is there and every file it lists is, with that size. Else None."""
@@ -158,4 +170,4 @@ def children(uri: str, options: Options) -> list[str]:
 
 
 __all__ = ["COMPLETE_MARKER", "children", "complete_files", "delete", "delete_file",
-           "download", "read_bytes", "upload", "write_bytes"]
+           "download", "mark_complete", "read_bytes", "upload", "write_bytes"]

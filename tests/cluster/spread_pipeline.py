@@ -165,14 +165,16 @@ def slow_loop(config: dict) -> None:
 
 
 @af.train(resources={"head": 0.01})
-def fit_slow(storage: str, epochs: int = 6) -> af.Checkpoint:
+def fit_slow(epochs: int = 6) -> af.Checkpoint:
+    """No storage_path: checkpoints go to ``<run store>/train`` (the bucket), uploaded by
+    rank 0 from its node; after a lost node the group resumes from the bucket."""
     from airflowdsl.air import FailureConfig, RunConfig, ScalingConfig
     from airflowdsl.train.torch import TorchTrainer
 
     result = TorchTrainer(
         slow_loop, train_loop_config={"epochs": epochs},
         scaling_config=ScalingConfig(num_workers=2, placement_strategy="SPREAD"),
-        run_config=RunConfig(name="resilient", storage_path=storage, verbose=0,
+        run_config=RunConfig(name="resilient", verbose=0,
                              failure_config=FailureConfig(max_failures=1)),
     ).fit()
     assert result.checkpoint is not None
@@ -187,5 +189,5 @@ def summarize(ckpt: af.Checkpoint) -> dict[str, float]:
 
 
 @af.pipeline
-def resilient(storage: str, epochs: int = 6):
-    return summarize(fit_slow(storage=storage, epochs=epochs))
+def resilient(epochs: int = 6):
+    return summarize(fit_slow(epochs=epochs))

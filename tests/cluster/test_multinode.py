@@ -99,23 +99,31 @@ def test_pipeline_across_nodes_on_s3(multinode, tmp_path: Path, monkeypatch) -> 
     assert again.output == out
 
 
-def test_node_removed_mid_training_resumes_from_last_checkpoint(multinode, tmp_path: Path) -> None:
+def test_node_removed_mid_training_resumes_from_last_checkpoint(multinode) -> None:
+    """Only the S3 store: rank 0 uploads each checkpoint to ``<store>/train`` from its node;
+    after node_b is gone the group restarts from the latest complete one in the bucket."""
     from spread_pipeline import resilient
 
-    storage = tmp_path / "train"
+    from airflowdsl.air import remote
+    from airflowdsl.air.checkpoint import Checkpoint
+
+    prefix = "pipelines/resilient"
     box: dict = {}
 
     def go() -> None:
-        box["run"] = resilient.run(store=multinode.s3.uri("pipelines/resilient"),
-                                   storage=str(storage))
+        box["run"] = resilient.run(store=multinode.s3.uri(prefix))
+
+    def marked() -> list[str]:  # checkpoint folders in the bucket whose upload completed
+        return sorted(k[: -len(remote.COMPLETE_MARKER) - 1] for k in multinode.s3.keys(
+            f"{prefix}/train/") if k.endswith("/" + remote.COMPLETE_MARKER))
 
     runner = threading.Thread(target=go, daemon=True)
     runner.start()
     deadline = time.time() + 120
-    while not list(storage.rglob("checkpoint_000002")) and time.time() < deadline:
+    while not any(k.endswith("/checkpoint_000002") for k in marked()) and time.time() < deadline:
         assert runner.is_alive(), box
         time.sleep(0.2)
-    assert list(storage.rglob("checkpoint_000002")), "no checkpoint within 120 s"
+    assert any(k.endswith("/checkpoint_000002") for k in marked()), "no checkpoint within 120 s"
     multinode.cluster.remove_node(multinode.nodes.pop("node_b"))
     runner.join(timeout=240)
     assert not runner.is_alive(), "the run did not finish within 240 s of the node removal"
@@ -123,5 +131,12 @@ def test_node_removed_mid_training_resumes_from_last_checkpoint(multinode, tmp_p
     assert run.status == "succeeded", run.error
     out = run.output
     assert out["last_epoch"] == 5
-    assert out["resumed_from"] >= 2  # not from scratch: from the last checkpoint
+    assert out["resumed_from"] >= 2  # not from scratch: from the last checkpoint in the bucket
     assert out["restarts"] == 1
+    # the checkpoints in the bucket are complete and load: checkpoint_N holds epoch N-1
+    folders = marked()
+    assert folders and folders[-1].endswith("/checkpoint_000006"), folders
+    for key in folders:
+        uri = multinode.s3.uri(key)
+        assert remote.complete_files(uri, Checkpoint(uri).storage_options) is not None
+        assert Checkpoint(uri).to_dict()["epoch"] == int(key[-6:]) - 1
