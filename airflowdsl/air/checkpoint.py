@@ -6,8 +6,8 @@ through a directory; metadata lives beside the data in ``.metadata.json``.
 A checkpoint may also be a directory in a storage URI (``Checkpoint("s3://b/run/ckpt")``:
 what a trainer whose storage is a URI reports, ``air.remote``). It is read straight from
 there (``to_dict``, ``as_directory``, metadata) and only loaded when it is complete;
-``path`` downloads it once into a local folder of this process (removed at exit), so
-code that reads files under ``path`` works unchanged.
+``path`` downloads it once into a local folder the object owns (removed once unused,
+``air.scratch``), so code that reads files under ``path`` works unchanged.
 
 A folder airflowdsl makes for a checkpoint object (``from_dict``, a load from the
 artifact store) is removed once no checkpoint object uses it; a checkpoint loaded from
@@ -16,7 +16,6 @@ the store is fetched from the store again by a process it is sent to (``air.scra
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import os
@@ -67,10 +66,10 @@ class Checkpoint:
         """The local directory; a URI checkpoint is downloaded here once (complete)."""
         if self._local is None and self.origin is not None and self.uri is None:
             self._local, self._owner = fetch_owned(self.origin)  # sent here: from the store
-        if self._local is None:
+        if self._local is None:  # a URI checkpoint: a copy this object owns (air.scratch)
             assert self.uri is not None
-            target = tempfile.mkdtemp(prefix="ckpt-", dir=_downloads())
-            self._local = remote.download(self.uri, target, self.storage_options)
+            self._local, self._owner = fetch_owned(remote.Directory(self.uri,
+                                                                    self.storage_options))
         return self._local
 
     def _remote(self) -> bool:
@@ -151,11 +150,8 @@ class Checkpoint:
             yield self.path
             return
         assert self.uri is not None
-        local = tempfile.mkdtemp(prefix="airflowdsl-ckpt-")
-        try:
-            yield remote.download(self.uri, local, self.storage_options)
-        finally:
-            shutil.rmtree(local, ignore_errors=True)
+        with fetched(remote.Directory(self.uri, self.storage_options)) as local:
+            yield local
 
     def to_ray(self) -> Any:
         import ray.train
@@ -268,17 +264,6 @@ def upload(checkpoint: Checkpoint, uri: str, options: Options, *,
     done = Checkpoint(uri, storage_options=options)
     done.set_metadata(meta)
     return done
-
-
-_DOWNLOADS: list[str] = []
-
-
-def _downloads() -> str:
-    """This process's folder for URI checkpoints downloaded by ``path`` (removed at exit)."""
-    if not _DOWNLOADS:
-        _DOWNLOADS.append(tempfile.mkdtemp(prefix="airflowdsl-downloaded-"))
-        atexit.register(shutil.rmtree, _DOWNLOADS[0], True)
-    return _DOWNLOADS[0]
 
 
 def persist_directory(src: str, dest: str) -> str:

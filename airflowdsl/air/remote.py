@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from airflowdsl.air.storage import Options, resolve
@@ -159,6 +160,18 @@ def download(uri: str, target: str, options: Options) -> str:
     return target
 
 
+@dataclass(frozen=True)
+class Directory:
+    """A directory in a storage URI as an ``air.scratch.Origin``: what a URI checkpoint
+    is fetched from into a folder that its checkpoint object owns."""
+
+    uri: str
+    options: Options = ()
+
+    def fetch(self, target: str) -> str:
+        return download(self.uri, target, self.options)
+
+
 def children(uri: str, options: Options) -> list[str]:
     """The names of the directories directly under ``uri`` (none when it is absent)."""
     import pyarrow.fs as pafs
@@ -169,5 +182,5 @@ def children(uri: str, options: Options) -> list[str]:
                   if i.type == pafs.FileType.Directory)
 
 
-__all__ = ["COMPLETE_MARKER", "children", "complete_files", "delete", "delete_file",
+__all__ = ["COMPLETE_MARKER", "Directory", "children", "complete_files", "delete", "delete_file",
            "download", "mark_complete", "read_bytes", "upload", "write_bytes"]

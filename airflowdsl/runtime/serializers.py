@@ -278,8 +278,8 @@ class PrivateCopies:
     def keep(self, values: Any) -> None:
         """Keep the copies that ``values`` (a step's outputs) are: they go downstream."""
         for v in values if isinstance(values, (tuple, list)) else (values,):
-            if isinstance(getattr(v, "path", None), str):
-                self.kept.add(os.path.abspath(v.path))
+            if getattr(v, "uri", None) is None and isinstance(getattr(v, "path", None), str):
+                self.kept.add(os.path.abspath(v.path))  # (a URI checkpoint: not downloaded)
 
 
 _SCOPES: list[PrivateCopies] = []

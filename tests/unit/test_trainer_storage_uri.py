@@ -5,6 +5,7 @@ from the latest complete one, and inside a step the default storage is the run s
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import tempfile
@@ -135,6 +136,9 @@ def test_a_uri_checkpoint_travels_without_its_download(s3: S3Server, tmp_path: P
     with moved.as_directory() as there:
         assert Path(there, "model.txt").read_text() == "weights"
     assert not os.path.exists(there)  # the temp copy of as_directory is removed
+    del ckpt, moved  # the download of .path goes with its last checkpoint object
+    gc.collect()
+    assert not os.path.exists(local)
     legacy = Checkpoint.__new__(Checkpoint)  # a checkpoint pickled before URI checkpoints
     legacy.__setstate__({"path": str(src)})
     assert legacy.path == str(src) and legacy.uri is None
@@ -169,3 +173,11 @@ def test_a_fit_in_a_step_stores_in_the_bucket_and_resumes_from_it(s3: S3Server) 
     names = {k.split("/")[-2] for k in s3.keys("pipelines/p/train/loop/")
              if k.endswith(remote.COMPLETE_MARKER)}
     assert names == {f"checkpoint_{i:06d}" for i in range(1, 5)}
+
+
+def test_a_step_output_on_a_uri_is_not_downloaded_to_be_kept(tmp_path: Path) -> None:
+    from airflowdsl.runtime.serializers import PrivateCopies
+
+    copies = PrivateCopies()
+    copies.keep((Checkpoint(f"file://{tmp_path}/nowhere/checkpoint_000001"), 3))
+    assert copies.kept == set()  # reading .path would have tried a download (and failed)
