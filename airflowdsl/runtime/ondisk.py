@@ -102,11 +102,19 @@ def _imported(fn: types.FunctionType) -> tuple[str, ...]:
     """Globals ``fn``'s code names that its module most likely bound by an import: modules,
     and classes/functions defined in another module. A wrong guess only makes
     ``_segment_has`` say no (the whole file decides)."""
-    glb, mod = fn.__globals__, fn.__module__
+    glb = fn.__globals__
     names = {n for c in _walk(fn.__code__) for n in c.co_names if n in glb}
-    return tuple(sorted(n for n in names if isinstance(glb[n], types.ModuleType) or (
-        isinstance(getattr(glb[n], "__module__", None), str) and glb[n].__module__ != mod
-        and (isinstance(glb[n], type) or callable(glb[n])))))
+    return tuple(sorted(n for n in names if _from_elsewhere(glb[n], fn.__module__)))
+
+
+def _from_elsewhere(value: object, module: str) -> bool:
+    if isinstance(value, types.ModuleType):
+        return True
+    try:  # any object: a proxy's ``__module__`` may raise
+        other = getattr(value, "__module__", None)
+        return isinstance(other, str) and other != module and callable(value)
+    except Exception:  # noqa: BLE001 - only a guess
+        return False
 
 
 def matches_disk(fn: types.FunctionType) -> bool:
