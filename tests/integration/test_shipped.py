@@ -1,25 +1,32 @@
 """Every shipped pipeline and example runs, as a user runs it, on a fresh store.
 
 - The README's first command (after its install step) runs exactly as written, in a
-  copy of the checkout's pipelines/, then again: the second run executes no step.
-- ``airflowdsl run`` on every other ``pipelines/*.py``.
-- ``python examples/X.py`` on every example.
+  copy of the checkout's pipelines/, then again: the second run executes no step. This
+  is a separate process (its own local Ray, as a user's shell starts it) with a time
+  limit, so a hang fails the test with the process's output instead of blocking the suite.
+- ``airflowdsl run`` on every other ``pipelines/*.py``: the CLI app called in this
+  process (typer's CliRunner), on the suite's one local Ray (``ray_session``).
+- ``python examples/X.py`` on every example: the file run as ``__main__`` (runpy) in
+  this process, on the suite's Ray; its ``ray.init`` is skipped as Ray is up.
 
-Each is a separate process (its own local Ray) with a time limit, so a hang fails the
-test with the process's output instead of blocking the suite.
+The in-process runs save a Python start, the framework imports and a Ray start and
+stop per file (~5-10 s each on 2 cores); pytest-timeout bounds a hang.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import runpy
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import ROOT
+from typer.testing import CliRunner
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -84,15 +91,38 @@ def test_readme_first_command_runs_as_written_then_fully_cached(tmp_path: Path) 
     assert re.search(r"succeeded in [\d.]+s \(0 ran, \d+ cached\)", again), again[-3000:]
 
 
+@pytest.fixture()
+def user_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh working directory and store home, as ``_env`` gives a subprocess; the
+    environment variables a file sets while it runs are undone afterwards."""
+    saved = dict(os.environ)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AIRFLOWDSL_HOME", str(tmp_path / ".airflowdsl"))
+    yield tmp_path
+    for name in set(os.environ) - set(saved):
+        del os.environ[name]
+    os.environ.update(saved)
+
+
 @pytest.mark.parametrize("name", [p for p in PIPELINES if p != FIRST])
-def test_pipeline_runs_with_the_cli(name: str, tmp_path: Path) -> None:
-    out = _run(["airflowdsl", "run", str(ROOT / "pipelines" / name)], cwd=tmp_path,
-               home=tmp_path / ".airflowdsl")
+def test_pipeline_runs_with_the_cli(name: str, user_dir: Path, ray_session: None) -> None:
+    from airflowdsl.cli import app
+
+    done = CliRunner().invoke(app, ["run", str(ROOT / "pipelines" / name)])
+    out = done.output
+    assert done.exit_code == 0, (f"airflowdsl run {name} exited {done.exit_code} "
+                                 f"({done.exception!r}):\n{out[-6000:]}")
     assert re.search(r"succeeded in [\d.]+s", out), out[-3000:]
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
-def test_example_runs(name: str, tmp_path: Path) -> None:
-    out = _run([sys.executable, str(ROOT / "examples" / name)], cwd=tmp_path,
-               home=tmp_path / ".airflowdsl")
+def test_example_runs(name: str, user_dir: Path, ray_session: None,
+                      capfd: pytest.CaptureFixture[str],
+                      monkeypatch: pytest.MonkeyPatch) -> None:
+    path = str(ROOT / "examples" / name)
+    monkeypatch.setattr(sys, "argv", [path])  # the examples' argparse: no options given
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))  # as `python examples/X.py` does
+    runpy.run_path(path, run_name="__main__")  # an exception fails the test with its traceback
+    captured = capfd.readouterr()
+    out = captured.out + captured.err
     assert "Traceback" not in out, out[-3000:]
