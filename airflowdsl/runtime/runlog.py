@@ -10,7 +10,7 @@ Everything else Ray streams to the driver while the run lasts (Ray Data tasks, T
 trials, other actors) is appended to ``ray.log`` beside them by
 :func:`capture_worker_output`, and printed on the driver's terminal only when ``echo``
 is on (``airflowdsl run -v``). Local or URI store, ``log_names`` and ``read_log`` read
-a run's logs (``airflowdsl logs``).
+a run's logs (``airflowdsl logs``, ``airflowdsl ui``).
 """
 
 from __future__ import annotations
@@ -103,6 +103,16 @@ def read_log(store: Any, run_id: str, name: str) -> str:
     return data.decode("utf-8", "replace")
 
 
+def read_log_tail(store: Any, run_id: str, name: str, limit: int) -> tuple[str, bool]:
+    """The last ``limit`` bytes of log file ``name`` of a run as text, and whether the log
+    is longer (one ranged read on an object store: the UI's step panel)."""
+    with store.fs.open_input_file(f"{store.base}/runs/{run_id}/logs/{name}") as f:
+        end = f.size()
+        f.seek(max(0, end - limit))
+        data = f.read()
+    return bytes(data).decode("utf-8", "replace"), end > limit
+
+
 def read_logs(store: Any, run_id: str) -> dict[str, str]:
     """Log name -> text of every log of a run (``log_names`` order)."""
     return {name: read_log(store, run_id, name) for name in log_names(store, run_id)}
@@ -149,4 +159,4 @@ def capture_worker_output(path: str | None, *, echo: bool) -> Iterator[None]:
 
 
 __all__ = ["LogUpload", "capture_worker_output", "log_folder", "log_names", "read_log",
-           "read_logs", "run_log_dir", "spool_dir", "upload_logs"]
+           "read_log_tail", "read_logs", "run_log_dir", "spool_dir", "upload_logs"]

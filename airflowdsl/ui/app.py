@@ -16,7 +16,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -102,10 +102,10 @@ def create_app(view: StoreView) -> Starlette:
     async def log(request: Request) -> Response:
         rec = load_run(request.path_params["run_id"])
         name = request.path_params["name"]
-        path = view.log_file(rec["store"] or view.root, rec["id"], name)
-        if path is None:
+        text = view.log_text(rec["store"] or view.root, rec["id"], name)
+        if text is None:
             raise not_found(f"run {rec['id']} has no log {name!r}")
-        return FileResponse(path, media_type="text/plain; charset=utf-8")
+        return PlainTextResponse(text)
 
     async def api_run(request: Request) -> Response:
         got = view.status(request.path_params["run_id"])

@@ -4,7 +4,8 @@ Runs, steps, metrics and step records come from the run history (opened read-onl
 ``History(path, readonly=True)``), a run's graph from ``<root>/runs/<id>/dag.json``
 (``runtime.rungraph``; for runs without one, edges are rebuilt from the input part of
 the steps' recorded cache keys), outputs from the store's manifests, logs from
-``<root>/runs/<id>/logs``. Nothing here writes.
+``<root>/runs/<id>/logs`` (``runtime.runlog``: local and URI stores alike, a step's
+parts from training workers on other nodes included). Nothing here writes.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from airflowdsl.errors import LoadError
 from airflowdsl.runtime.explain import diff_components, library_changes
 from airflowdsl.runtime.history import History, history_path, in_store
 from airflowdsl.runtime.rungraph import read_run_graph
-from airflowdsl.runtime.runlog import run_log_dir
+from airflowdsl.runtime.runlog import log_folder, log_names, read_log, read_log_tail
 from airflowdsl.runtime.runrecords import RunRecords
 from airflowdsl.runtime.store import ArtifactStore, default_root
 
@@ -61,6 +62,13 @@ def _duration(run: dict[str, Any]) -> str:
     if run["status"] == "running" and run["started"]:
         return f"{seconds(max(0.0, time.time() - run['started']))} so far"
     return ""
+
+
+def _log_names(arts: ArtifactStore, run_id: str, step: str | None = None) -> list[str]:
+    try:
+        return log_names(arts, run_id, step)
+    except OSError:  # an unreachable store shows no logs
+        return []
 
 
 def _loads(text: str | None, default: Any) -> Any:
@@ -250,7 +258,7 @@ class StoreView:
             outputs.append({"index": i, "type": types[i] if i < len(types) else "",
                             "path": paths[i] if i < len(paths) else "", **info})
         out.update(inputs=inputs, outputs=outputs)
-        out["log"], out["log_truncated"], out["log_path"] = self._log(store, rec["id"], name)
+        out["logs"] = self._step_logs(store, rec["id"], name)
         h = self.history
         try:
             records = h.records(rec["id"], name) if h is not None else []
@@ -314,32 +322,30 @@ class StoreView:
             return {"format": "", "size": "", "files": 0, "class": ""}
         return self._describe(m["outputs"][index])
 
-    def log_file(self, store: str, run_id: str, name: str) -> str | None:
-        """Path of the log ``name`` (a step name, or ``ray``) of a run, if it exists."""
-        folder = run_log_dir(store, run_id)
-        if folder is None or name != os.path.basename(name) or name.startswith("."):
+    def log_text(self, store: str, run_id: str, name: str) -> str | None:
+        """The whole log ``name`` of a run (a step name, ``<step>@<where>`` for a step's
+        part from a training worker on another node, or ``ray``); None if it has none."""
+        arts = ArtifactStore.open(store)
+        if f"{name}.log" not in _log_names(arts, run_id):
             return None
-        path = os.path.join(folder, f"{name}.log")
-        return path if os.path.isfile(path) else None
+        return read_log(arts, run_id, f"{name}.log")
 
-    def _log(self, store: str, run_id: str, name: str) -> tuple[str | None, bool, str | None]:
-        path = self.log_file(store, run_id, name)
-        if path is None:
-            return None, False, None
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            end = f.tell()
-            f.seek(max(0, end - LOG_TAIL_BYTES))
-            text = f.read().decode("utf-8", errors="replace")
-        return text, end > LOG_TAIL_BYTES, path
+    @staticmethod
+    def _step_logs(store: str, run_id: str, step: str) -> list[dict[str, Any]]:
+        """A step's own log, then its parts from other nodes: the last ``LOG_TAIL_BYTES``
+        of each, whether it is longer, and where it is."""
+        arts = ArtifactStore.open(store)
+        out = []
+        for n in _log_names(arts, run_id, step):
+            text, cut = read_log_tail(arts, run_id, n, LOG_TAIL_BYTES)
+            out.append({"name": n[:-4], "text": text, "truncated": cut,
+                        "path": f"{log_folder(arts, run_id)}/{n}"})
+        return out
 
     def logs(self, rec: dict[str, Any]) -> list[str]:
-        """Names of a run's log files (steps first, ``ray`` last)."""
-        folder = run_log_dir(rec["store"] or self.root, rec["id"])
-        if folder is None or not os.path.isdir(folder):
-            return []
-        names = sorted(f[:-4] for f in os.listdir(folder) if f.endswith(".log"))
-        return sorted(names, key=lambda n: n == "ray")
+        """Names of a run's log files (each step's, then its parts; ``ray`` last)."""
+        arts = ArtifactStore.open(rec["store"] or self.root)
+        return [n[:-4] for n in _log_names(arts, rec["id"])]
 
     # --- compare ------------------------------------------------------------------
 
