@@ -172,6 +172,21 @@ def _disconnect(job: str) -> None:
 
     if ray.is_initialized() and ray.get_runtime_context().get_job_id() == job:
         ray.shutdown()
+    skip_final_gc()
+
+
+def skip_final_gc() -> None:
+    """At interpreter exit, after Ray is left: collect the garbage there is now (its
+    finalizers run as usual), then exempt every object still alive from the collections
+    of interpreter teardown (``gc.freeze``). Those visit every object Ray's modules
+    made: ~0.3 s of a run's exit on a loaded 2-core machine, ~0.02 s frozen. What is
+    left unfinalized is what Python never promises to finalize (objects still alive
+    when the interpreter exits); module globals are still released and atexit hooks
+    still run."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def ship_by_value(modules: Iterable[str]) -> None:

@@ -6,9 +6,10 @@ process to start (~1 s on a 2-core machine). The warm head's supervisor
 (``runtime.warmray``) keeps :func:`spare_workers` *unassigned* idle workers: every
 ``KEEP_EVERY_S`` it asks the raylet how many it has (``GetNodeStats``) and starts the
 missing ones (Ray's ``PrestartWorkers``, kept alive for the head's idle timeout). Each
-worker of the head runs :func:`preload` when it starts (numpy and the step task's
-modules: library code only, never a pipeline's own module -- that is shipped by value
-with every run, so an edited step always runs the edited code).
+worker of the head runs :func:`preload` when it starts (numpy, the step task's modules
+and what Ray's serialization context of a job imports: library code only, never a
+pipeline's own module -- that is shipped by value with every run, so an edited step
+always runs the edited code).
 ``AIRFLOWDSL_RAY_SPARE_WORKERS=0`` turns both off.
 """
 
@@ -54,6 +55,32 @@ def preload() -> None:
 
         import airflowdsl.runtime.tasks  # noqa: F401
     except Exception:  # pragma: no cover - a broken install shows when a step runs
+        pass
+    preload_serializers()
+
+
+class _NoRegistry:
+    """Takes Ray's serializer registrations and keeps none (``preload_serializers``)."""
+
+    def _register_cloudpickle_serializer(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def _register_cloudpickle_reducer(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def preload_serializers() -> None:
+    """Import what Ray's per-job serialization context imports when it is made: pydantic's
+    v1 fields, starlette, pyarrow and ``pyarrow.json`` (``ray.util.serialization_addons``;
+    ~0.2-0.4 s on a loaded 2-core machine). A worker makes that context for its first
+    task of a job, after the task body, before its result can be returned: without this
+    every run in a new process waited for those imports. Registers nothing (Ray registers
+    them itself, per job). Never fails."""
+    try:
+        from ray.util import serialization_addons
+
+        serialization_addons.apply(_NoRegistry())
+    except Exception:  # pragma: no cover - another Ray version: only slower
         pass
 
 
@@ -116,4 +143,4 @@ def _protos() -> tuple[Any, Any]:
     return node_manager_pb2, common_pb2
 
 
-__all__ = ["SETUP_HOOK_ENV", "Keeper", "preload", "spare_workers"]
+__all__ = ["SETUP_HOOK_ENV", "Keeper", "preload", "preload_serializers", "spare_workers"]

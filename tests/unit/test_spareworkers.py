@@ -1,8 +1,12 @@
-"""The warm head's spare workers: how many, the opt-out, and the preload hook's name."""
+"""The warm head's spare workers: how many, the opt-out, the preload hook's name, and that
+the preload covers what Ray imports for a job's serialization context."""
 
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -33,3 +37,36 @@ def test_preload_hook_names_an_importable_function() -> None:
     # a hook the user set for the head is kept
     assert spareworkers.Keeper("127.0.0.1:1", 2, 60).worker_env(
         {spareworkers.SETUP_HOOK_ENV: "mine.hook"}) == {}
+
+
+def test_preload_serializers_imports_what_a_jobs_serialization_context_does() -> None:
+    """In a fresh interpreter: after the preload, making Ray's serialization add-ons for a
+    job imports nothing more, and the preload itself registered no serializer."""
+    code = textwrap.dedent('''
+        import sys
+        import numpy  # registers its own reducers with copyreg on import
+        import ray.cloudpickle as cp
+        from ray.util import serialization_addons
+        from airflowdsl.runtime import spareworkers
+
+        before = dict(cp.CloudPickler.dispatch)
+        spareworkers.preload_serializers()
+        assert dict(cp.CloudPickler.dispatch) == before, "the preload registered something"
+        loaded = set(sys.modules)
+
+        class Recorder:
+            seen = []
+            def _register_cloudpickle_serializer(self, cls, **kw): self.seen.append(cls)
+            def _register_cloudpickle_reducer(self, cls, reducer): self.seen.append(cls)
+
+        rec = Recorder()
+        serialization_addons.apply(rec)
+        assert rec.seen, "Ray registered nothing: the test no longer checks anything"
+        new = sorted(set(sys.modules) - loaded)
+        assert not new, new
+        print("ok", len(rec.seen))
+    ''')
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("ok")
