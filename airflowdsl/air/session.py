@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflowdsl.air.checkpoint import Checkpoint, persist_directory, upload
+from airflowdsl.air.scratch import Owned
 from airflowdsl.air.shard import DatasetShard
 from airflowdsl.air.storage import Options, is_uri, join
 
@@ -47,6 +48,24 @@ class WorkerSession:
     extras: dict[str, Any] = field(default_factory=dict)  # backend-specific (device, ...)
     #: how to open ``run_dir`` when it is a storage URI (``air.storage.options_for``)
     storage_options: Options = ()
+    #: the local folder ``get_trial_dir`` made for a URI ``run_dir`` (``close`` removes it)
+    local_trial_dir: Owned | None = None
+
+    def trial_dir(self) -> str:
+        """``run_dir``; where it is a storage URI, a local folder of this worker's own,
+        made on first use and removed when the loop ends (``close``) or, if the process
+        exits first, at exit (``air.scratch``): nothing in it is uploaded."""
+        if not is_uri(self.run_dir):
+            return self.run_dir
+        if self.local_trial_dir is None:
+            self.local_trial_dir = Owned(tempfile.mkdtemp(prefix="airflowdsl-trial-"))
+        return self.local_trial_dir.path
+
+    def close(self) -> None:
+        """The loop ended: remove the local folder ``trial_dir`` made, if any."""
+        owned, self.local_trial_dir = self.local_trial_dir, None
+        if owned is not None:
+            shutil.rmtree(owned.path, ignore_errors=True)
 
     def report(self, metrics: dict[str, Any], checkpoint: Checkpoint | None = None) -> None:
         if not isinstance(metrics, dict):
@@ -89,13 +108,16 @@ def install_session(session: WorkerSession | None) -> None:
 
 @contextlib.contextmanager
 def installed(session: WorkerSession | None) -> Iterator[WorkerSession | None]:
-    """``with installed(sess): loop()`` -- ``sess`` is the session inside, the previous after."""
+    """``with installed(sess): loop()`` -- ``sess`` is the session inside, the previous
+    after; ``sess`` is closed (``WorkerSession.close``) when the block ends."""
     previous = _SESSION
     install_session(session)
     try:
         yield session
     finally:
         install_session(previous)
+        if session is not None:
+            session.close()
 
 
 def _current(name: str) -> WorkerSession:
@@ -173,13 +195,9 @@ def get_trial_name() -> str:
 
 
 def get_trial_dir() -> str:
-    """The fit's folder; a local scratch folder where its storage is a URI."""
-    run_dir = _current("get_trial_dir").run_dir
-    if not is_uri(run_dir):
-        return run_dir
-    local = os.path.join(tempfile.gettempdir(), "airflowdsl-trial", run_dir.split("://", 1)[1])
-    os.makedirs(local, exist_ok=True)
-    return local
+    """The fit's folder; where its storage is a URI, a local folder of this worker's own
+    that is removed when its loop ends (``WorkerSession.trial_dir``)."""
+    return _current("get_trial_dir").trial_dir()
 
 
 def scratch_dir() -> str:

@@ -89,6 +89,7 @@ class _TrainWorker:
         except BaseException as exc:  # noqa: BLE001 - forwarded to the driver
             last = {"error": _short_traceback(exc), "rank": sess.world_rank,
                     "type": type(exc).__name__, "message": str(exc)}
+        sess.close()  # its local trial folder, if it made one
         workerlog.upload(self._log)  # before the last report: the controller then stops us
         self._reports.put(last)
 
