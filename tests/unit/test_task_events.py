@@ -1,0 +1,48 @@
+"""Step tasks send no Ray task events unless AIRFLOWDSL_RAY_TASK_EVENTS=1 (issue 15)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from airflowdsl.runtime.raycluster import RayCluster
+
+
+class _Remote:
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    def options(self, **opts: Any) -> dict[str, Any]:
+        self.seen.append(opts)
+        return opts
+
+
+def _spec() -> Any:
+    return SimpleNamespace(num_cpus=0, num_gpus=0, memory=0, resources={}, retries=0,
+                           name="train")
+
+
+@pytest.mark.parametrize(("env", "expected"), [(None, False), ("0", False), ("1", True)])
+def test_step_task_options_carry_task_events(monkeypatch: pytest.MonkeyPatch,
+                                             env: str | None, expected: bool) -> None:
+    if env is None:
+        monkeypatch.delenv("AIRFLOWDSL_RAY_TASK_EVENTS", raising=False)
+    else:
+        monkeypatch.setenv("AIRFLOWDSL_RAY_TASK_EVENTS", env)
+    cluster = RayCluster()
+    cluster._remote_fn = _Remote()
+    opts = cluster.step_task(_spec(), 2)
+    assert opts["enable_task_events"] is expected
+    assert opts["name"] == "airflowdsl:train" and opts["num_returns"] == 2
+
+
+def test_switching_task_events_makes_new_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster = RayCluster()
+    cluster._remote_fn = remote = _Remote()
+    monkeypatch.setenv("AIRFLOWDSL_RAY_TASK_EVENTS", "1")
+    cluster.step_task(_spec(), 2)
+    monkeypatch.setenv("AIRFLOWDSL_RAY_TASK_EVENTS", "0")
+    assert cluster.step_task(_spec(), 2)["enable_task_events"] is False
+    assert len(remote.seen) == 2
