@@ -168,11 +168,12 @@ class RayCluster:
 
 def task_events() -> bool:
     """Whether step tasks send Ray's task events (``ray list tasks``, the dashboard's task
-    timeline): off unless ``AIRFLOWDSL_RAY_TASK_EVENTS=1``. Each event costs CPU in the
-    driver and the worker per state change; measured on bare Ray tasks shaped like step
-    tasks (50-way fan-out, 2 CPUs): 1.39x plain Ray's time with them, 1.04x without.
-    A step's status, timings and log are in the run history either way."""
-    return os.environ.get("AIRFLOWDSL_RAY_TASK_EVENTS", "0") == "1"
+    timeline): on, as Ray does, unless ``AIRFLOWDSL_RAY_TASK_EVENTS=0``. Each event costs
+    CPU in the driver and the worker per state change: bare Ray tasks shaped like step
+    tasks (50-way fan-out, 2 CPUs) took 1.39x plain Ray's time with them, 1.04x without;
+    in the pipelines, off helped the fan-out but not the chain (bench/RESULTS.md). A
+    step's status, timings and log are in the run history either way."""
+    return os.environ.get("AIRFLOWDSL_RAY_TASK_EVENTS", "1") != "0"
 
 
 def _disconnect(job: str) -> None:

@@ -1,4 +1,4 @@
-"""Step tasks send no Ray task events unless AIRFLOWDSL_RAY_TASK_EVENTS=1 (issue 15)."""
+"""Step tasks send Ray task events unless AIRFLOWDSL_RAY_TASK_EVENTS=0 (issue 15)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _spec() -> Any:
                            name="train")
 
 
-@pytest.mark.parametrize(("env", "expected"), [(None, False), ("0", False), ("1", True)])
+@pytest.mark.parametrize(("env", "expected"), [(None, True), ("0", False), ("1", True)])
 def test_step_task_options_carry_task_events(monkeypatch: pytest.MonkeyPatch,
                                              env: str | None, expected: bool) -> None:
     if env is None:
@@ -41,8 +41,8 @@ def test_step_task_options_carry_task_events(monkeypatch: pytest.MonkeyPatch,
 def test_switching_task_events_makes_new_options(monkeypatch: pytest.MonkeyPatch) -> None:
     cluster = RayCluster()
     cluster._remote_fn = remote = _Remote()
-    monkeypatch.setenv("AIRFLOWDSL_RAY_TASK_EVENTS", "1")
-    cluster.step_task(_spec(), 2)
+    monkeypatch.delenv("AIRFLOWDSL_RAY_TASK_EVENTS", raising=False)
+    assert cluster.step_task(_spec(), 2)["enable_task_events"] is True
     monkeypatch.setenv("AIRFLOWDSL_RAY_TASK_EVENTS", "0")
     assert cluster.step_task(_spec(), 2)["enable_task_events"] is False
     assert len(remote.seen) == 2
