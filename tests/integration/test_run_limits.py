@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -28,9 +29,11 @@ def test_stalled_nested_work_fails_the_step_with_a_message(ray_session: None,
     assert run.status == "failed" and took < 60, took
     err = run.steps["starve"].error
     assert err.startswith("StalledError")
-    for part in ("'starve' holds num_cpus=0", "pending 1 x {1 CPU}", "free",
-                 "--pending-timeout"):
+    for part in ("'starve' holds num_cpus=0", "free", "--pending-timeout"):
         assert part in err, err
+    # Ray Data's read tasks it waits for (1 or 2 of them: Ray Data's own choice, which
+    # moves with whether the step ran in the step-slot group)
+    assert re.search(r"pending [12] x \{1 CPU\}", err), err
     # the stopped step's actor died with it: the CPUs come back
     deadline = time.monotonic() + 30
     while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
