@@ -14,7 +14,11 @@ from the Dataset to the predictions in this process (a pandas frame / array):
   defaults (``fast_path="auto"``: the in-process path when cheap), then ``to_pandas()``.
 - ``ours-pool``: the same with ``fast_path=False`` (always the actor pool).
 
-One warm-up run each, then best of ``--runs``; the contenders alternate within a run.
+One warm-up run each, then best of ``--runs``; the contenders alternate within a run, and
+with ``--settle S`` each timed call starts after S seconds idle (the same for every
+contender), so that one contender's actor pool winding down, or Ray Data's iterator
+threads and stats-actor updates after a ``to_pandas()``, do not run inside the next one's
+timing on 2 cores (the default, 0, measures them back to back).
 The last columns are ours / loop and ours / recipe (rows/s ratios).
 """
 
@@ -95,6 +99,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 20])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--settle", type=float, default=0.0,
+                        help="seconds of idle before each timed call (every contender alike)")
     args = parser.parse_args()
 
     import pandas as pd
@@ -134,6 +140,7 @@ def main() -> None:
         reference = None
         for attempt in range(args.runs + 1):  # attempt 0: the warm-up
             for name, fn in contenders.items():
+                time.sleep(args.settle)  # the previous contender's actors/threads wind down
                 started = time.perf_counter()
                 out = fn()
                 took = time.perf_counter() - started
