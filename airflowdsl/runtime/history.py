@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflowdsl.errors import StoreError
 from airflowdsl.runtime.run import StepRun
 
 if TYPE_CHECKING:  # URI roots only: a local store's run never imports it
@@ -109,6 +110,31 @@ _INSERT_STEP = (f"INSERT OR REPLACE INTO steps ({', '.join(_STEP_COLUMNS)}) "
 _SHARED: dict[tuple[str, int], History] = {}
 
 
+#: how long opening the history waits for another process to finish switching it to WAL
+WAL_WAIT_S = 60.0
+
+
+def _wal(conn: sqlite3.Connection, path: Path) -> None:
+    """Switch to write-ahead logging (a setting kept in the file: a no-op once set).
+    SQLite answers "database is locked" at once, without its busy timeout, when several
+    processes open a new database together and one is switching it; retried for up to
+    ``WAL_WAIT_S`` seconds, then a StoreError naming the file."""
+    deadline = time.monotonic() + WAL_WAIT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise StoreError(
+                    f"the run history {path} stayed locked for {WAL_WAIT_S:.0f} s while "
+                    f"opening it ({exc}); another process holds it: wait for it to finish, "
+                    f"or give this run another store") from exc
+        time.sleep(0.02)
+
+
 class History:
     """Thin, process-safe access to one history database."""
 
@@ -131,7 +157,7 @@ class History:
                                      check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA busy_timeout = 60000")
-        self._conn.execute("PRAGMA journal_mode = WAL")
+        _wal(self._conn, self.path)
         self._conn.execute("PRAGMA synchronous = NORMAL")
         with self._tx() as c:
             for stmt in filter(str.strip, _SCHEMA.split(";")):
