@@ -10,6 +10,7 @@ running finish and are stored.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -165,6 +166,10 @@ def run(plans: dict[str, StepPlan], *, store: ArtifactStore | str | None, info: 
     # no more steps than slots: Ray cannot start more workers than that anyway, and
     # placing the group costs ~0.3 s (most of an edit-one-step rerun's scheduling)
     slots = cluster.step_slots(run_slots) if len(todo) > run_slots else None
+    if slots is not None:  # Ray queues slot tasks itself: every step is submitted at once
+        limit = ready_limit = len(todo)  # (CPU-holding ones still as ``admit`` says)
+    else:
+        ready_limit = run_slots
     requests = {n: Request.of(plans[n].spec) for n in todo}
     refs: dict[str, list[Any]] = {}
     pending: dict[Any, str] = {}
@@ -194,19 +199,16 @@ def run(plans: dict[str, StepPlan], *, store: ArtifactStore | str | None, info: 
     while todo or pending:
         while len(pending) < limit and not failed and not control.cancelled:
             name, gate = _pick(todo, plans, deps, refs, list(pending.values()), finished,
-                               run_slots, admit, limit if slots is not None else None)
+                               ready_limit, admit)
             if name is None:
                 break
             if gate is not None:
                 deps[name] = [*deps[name], gate]
             ready = all(u in finished for u in deps[name])
-            # Ready steps go to the step slots (Ray runs ``run_slots`` of them at once and
-            # queues the rest on the same workers: a fan-out at bare-Ray speed). Steps
-            # submitted ahead to wait on a running upstream stay plain zero-CPU tasks:
-            # there are at most ``run_slots`` of them, and a slotted task waiting on a
-            # dependency is slower to start (measured: a chain 1.7x bare Ray, 1.4x plain).
-            pending[_submit(name, plans, refs, store, info, fns, gate,
-                            slots if ready else None, cluster,
+            # Steps that ask for nothing go to the step slots, ready or not: Ray runs
+            # ``run_slots`` of them at once and queues the rest on the same workers,
+            # starting each the moment its inputs are there (no driver round trip).
+            pending[_submit(name, plans, refs, store, info, fns, gate, slots, cluster,
                             (contexts or {}).get(name))] = name
             if ready:
                 start(name)
@@ -223,12 +225,16 @@ def run(plans: dict[str, StepPlan], *, store: ArtifactStore | str | None, info: 
             todo = []
         if not pending:
             break
-        done, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
-        for ref in done:
+        # with steps left to submit, wake at the first one finished; with all submitted,
+        # collect them in batches (a wake per POLL_S or when all are done: the driver's
+        # CPU is the steps' CPU on a small machine)
+        done, _ = ray.wait(list(pending), num_returns=1 if todo else len(pending),
+                           timeout=POLL_S)
+        for ref, got in zip(done, _get_each(done), strict=True):
             name = pending.pop(ref)
             running.pop(name, None)
             try:
-                summary = summaries.unpack(ray.get(ref))
+                summary = summaries.unpack(got())
             except Exception as exc:  # noqa: BLE001 - classified below
                 err = _cause(exc)
                 own = not isinstance(err, StepFailed) or err.step == name
@@ -343,6 +349,22 @@ def _committed(st: Any, manifest: Any, ours: set[str]) -> bool:
         return json.loads(raw).get("data") in ours
     except (ValueError, AttributeError):
         return False
+
+
+def _get_each(refs: list[Any]) -> list[Callable[[], Any]]:
+    """One getter per ref (raising that ref's own error): one ``ray.get`` for the batch
+    when none failed, else one per ref."""
+    import ray
+
+    try:
+        values = ray.get(refs)
+    except Exception:  # noqa: BLE001 - each ref raises its own below
+        return [functools.partial(ray.get, r) for r in refs]
+    return [functools.partial(_same, v) for v in values]
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _cause(exc: BaseException) -> BaseException:
