@@ -158,7 +158,7 @@ def same_stored(store: Any, manifest: Manifest) -> Manifest | None:
     rewrites it (``Claim.repair``)."""
     if manifest.get("expires_after") is not None or fsutil.local_path(store.root) is None:
         return None
-    committed: Manifest | None = store.manifest(manifest["key"])
+    committed = _committed_manifest(store, manifest["key"])
     if (committed is None or committed.get("checksum") != manifest.get("checksum")
             or committed.get("pipeline") != manifest.get("pipeline")
             or committed.get("expires_after") is not None
@@ -167,6 +167,32 @@ def same_stored(store: Any, manifest: Manifest) -> Manifest | None:
         return None
     if any(store.verify_output(committed, i, deep=False) for i in range(len(committed["outputs"]))):
         return None  # files missing, resized or escaping the store
+    return committed
+
+
+#: committed manifests this process read, by path: (inode, size, mtime) of the file
+#: when read, and the parsed and checked manifest (not to be modified)
+_READ: dict[str, tuple[tuple[int, int, int], Manifest]] = {}
+
+
+def _committed_manifest(store: Any, key: str) -> Manifest | None:
+    """``store.manifest(key)`` of a local root, parsed and checked again only when the file
+    changed: a commit replaces it (rename: a new inode), so a forced rerun or a fan-out
+    writing one key many times does not parse the same manifest per task."""
+    path = f"{store.entry(key)}/manifest.json"
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+    hit = _READ.get(path)
+    if hit is not None and hit[0] == seen:
+        return hit[1]
+    committed: Manifest | None = store.manifest(key)
+    if committed is not None:
+        if len(_READ) >= 1024:
+            _READ.clear()
+        _READ[path] = (seen, committed)  # read after the stat: a change meanwhile re-reads
     return committed
 
 

@@ -131,6 +131,10 @@ def _checkpoint_dir(ckpt: Any) -> Iterator[str]:
         yield str(ckpt.to_directory(tmp + "/ckpt"))
 
 
+#: ``.npy`` headers by (dtype, shape, C-contiguous, F-contiguous): all the header depends on
+_NPY_HEADERS: dict[tuple[Any, ...], bytes] = {}
+
+
 def encode(value: Any) -> tuple[Meta, dict[str, list[Any]]] | None:
     """``value`` as in-memory files (name -> buffers), the bytes ``write`` would put on
     disk, for the formats that are one file (numpy, JSON, pickle); None for the others
@@ -139,11 +143,17 @@ def encode(value: Any) -> tuple[Meta, dict[str, list[Any]]] | None:
     fmt = format_of(value)
     meta: Meta = {"format": fmt, "type": f"{type(value).__module__}.{type(value).__qualname__}"}
     if fmt == "numpy":
-        from numpy.lib import format as npy
+        layout = (value.dtype, value.shape, value.flags.c_contiguous, value.flags.f_contiguous)
+        header = _NPY_HEADERS.get(layout)
+        if header is None:
+            from numpy.lib import format as npy
 
-        header = io.BytesIO()
-        npy.write_array_header_1_0(header, npy.header_data_from_array_1_0(value))
-        return meta, {"array.npy": [header.getvalue(), _array_bytes(value)]}
+            buf = io.BytesIO()
+            npy.write_array_header_1_0(buf, npy.header_data_from_array_1_0(value))
+            if len(_NPY_HEADERS) >= 256:
+                _NPY_HEADERS.clear()
+            header = _NPY_HEADERS[layout] = buf.getvalue()
+        return meta, {"array.npy": [header, _array_bytes(value)]}
     if fmt == "json":
         return meta, {"value.json": [json.dumps(value).encode()]}
     if fmt == "pickle":

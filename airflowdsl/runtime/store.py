@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -149,7 +148,7 @@ class ArtifactStore:
         if not KEY.match(key):
             raise ValueError(f"not a cache key: {key!r}")
         fs, entry = self.fs, self.entry(key)
-        data_id = uuid.uuid4().hex[:12]
+        data_id = os.urandom(6).hex()  # 12 hex digits (``manifests._DATA``)
         outputs, files = [], []
         for i, value in enumerate(values):
             path = f"{entry}/{data_id}/out{i}"

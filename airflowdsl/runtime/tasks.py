@@ -150,8 +150,7 @@ def step_context(ctx: StepContext | None) -> Iterator[None]:
     saved: tuple[int, int] | None = None
     if ctx.log_path:
         try:
-            os.makedirs(os.path.dirname(ctx.log_path), exist_ok=True)
-            fd = os.open(ctx.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            fd = _open_log(ctx.log_path)
             sys.stdout.flush()
             sys.stderr.flush()
             saved = (os.dup(1), os.dup(2))
@@ -171,6 +170,16 @@ def step_context(ctx: StepContext | None) -> Iterator[None]:
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
+
+
+def _open_log(path: str) -> int:
+    """The log file opened for appending (its folder made on first use)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    try:
+        return os.open(path, flags, 0o644)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return os.open(path, flags, 0o644)
 
 
 def run_step(blob: bytes, *values: Any) -> tuple[Any, ...]:
