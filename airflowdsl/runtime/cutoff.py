@@ -14,6 +14,7 @@ concurrent runs of one pipeline compute each key once: the others wait, then reu
 from __future__ import annotations
 
 import os
+import stat
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -27,6 +28,14 @@ from airflowdsl.runtime.cache import CacheKey
 from airflowdsl.runtime.lease import Lease
 from airflowdsl.runtime.manifests import Manifest, output_content
 from airflowdsl.runtime.store import ArtifactStore
+
+_PID = [os.getpid()]  # a system call per use otherwise (twice per step task)
+os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
+
+
+def pid() -> int:
+    """This process's id (cached; renewed in a forked child)."""
+    return _PID[0]
 
 
 @dataclass(frozen=True)
@@ -85,7 +94,7 @@ class Claim:
         now = time.time()
         return (*outputs, summaries.pack({
             "started": now, "ended": now, "manifest": manifest,
-            "metrics": dict(manifest.get("metrics") or {}), "pid": os.getpid(),
+            "metrics": dict(manifest.get("metrics") or {}), "pid": pid(),
             "served": self.reason, "key": self.key}))
 
     def __enter__(self) -> Claim:
@@ -140,7 +149,7 @@ class Claim:
 
     def manifest_info(self) -> dict[str, Any]:
         """Extra manifest fields: when the entry expires (gc), the process that wrote it."""
-        out: dict[str, Any] = {"writer_pid": os.getpid()}
+        out: dict[str, Any] = {"writer_pid": pid()}
         if self.ctl is not None and self.ctl.expires_after is not None:
             out["expires_after"] = self.ctl.expires_after
         return out
@@ -165,9 +174,25 @@ def same_stored(store: Any, manifest: Manifest) -> Manifest | None:
             or [(o["format"], o["type"], o["files"]) for o in committed["outputs"]]
             != [(o["format"], o["type"], o["files"]) for o in manifest["outputs"]]):
         return None
-    if any(store.verify_output(committed, i, deep=False) for i in range(len(committed["outputs"]))):
+    if not all(_present(store, committed, i) for i in range(len(committed["outputs"]))):
         return None  # files missing, resized or escaping the store
     return committed
+
+
+def _present(store: Any, manifest: Manifest, i: int) -> bool:
+    """Output ``i``'s files are there with their sizes, inside the store: for a one-file
+    output (``files`` names one file directly in its folder) one ``lstat`` -- a regular
+    file, not a link, of that size -- else ``verify_output``'s listing and link checks."""
+    files = manifest["outputs"][i]["files"]
+    if len(files) == 1:
+        ((rel, (size, _sum)),) = files.items()
+        if "/" not in rel:
+            try:
+                st = os.lstat(f"{store.out_path(manifest, i)}/{rel}")
+            except OSError:
+                return False
+            return stat.S_ISREG(st.st_mode) and st.st_size == size
+    return store.verify_output(manifest, i, deep=False) is None
 
 
 #: committed manifests this process read, by path: (inode, size, mtime) of the file

@@ -207,7 +207,7 @@ class ArtifactStore:
         """``verify`` of output ``i`` only (the manifest is assumed valid)."""
         fs = fs if fs is not None else self._os_fs
         out = manifest["outputs"][i]
-        path = self._out_path(manifest, i)
+        path = self.out_path(manifest, i)
         if fsutil.list_files(fs, path) != {k: v[0] for k, v in out["files"].items()}:
             return f"output {i}: files missing or resized"
         if self.is_local and (escaped := escapes(path, out["files"])):
@@ -266,18 +266,18 @@ class ArtifactStore:
     def _inside(self, manifest: Manifest, index: int) -> str:
         """The folder of output ``index``; raises ``CorruptArtifact`` when a file of a local
         store resolves outside the store."""
-        path = self._out_path(manifest, index)
+        path = self.out_path(manifest, index)
         if self.is_local and (escaped := escapes(path, manifest["outputs"][index]["files"])):
             raise CorruptArtifact(f"artifact {manifest['key']}: {escaped} resolves outside the store")
         return path
 
-    def _out_path(self, manifest: Manifest, index: int) -> str:
+    def out_path(self, manifest: Manifest, index: int) -> str:
         return f"{self.entry(manifest['key'])}/{manifest['data']}/out{index}"
 
     def artifact_paths(self, manifest: Manifest) -> list[str]:
         """Where each output lives (URIs for remote roots, paths for local ones)."""
         prefix = "" if self.is_local else self.root.split("://", 1)[0] + "://"
-        return [prefix + self._out_path(manifest, i) for i in range(len(manifest["outputs"]))]
+        return [prefix + self.out_path(manifest, i) for i in range(len(manifest["outputs"]))]
 
     def entries(self) -> Iterator[Manifest]:
         """Every committed manifest in the store."""

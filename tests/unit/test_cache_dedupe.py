@@ -108,3 +108,16 @@ def test_an_entry_that_failed_verification_is_rewritten_not_kept(st: ArtifactSto
         again = _run(st)
     assert again["double"]["data"] != first["double"]["data"]
     assert again["make"] == first["make"]
+
+
+def test_an_entry_whose_file_became_a_link_is_rewritten(st: ArtifactStore, tmp_path: Path) -> None:
+    """Same name and size, but a symlink (to a copy outside the store): not kept."""
+    first = _run(st)
+    out = Path(st.artifact_paths(first["make"])[0]) / "array.npy"
+    outside = tmp_path / "elsewhere.npy"
+    outside.write_bytes(out.read_bytes())
+    out.unlink()
+    out.symlink_to(outside)
+    again = _run(st, force=True)
+    assert again["make"]["data"] != first["make"]["data"]
+    assert not (Path(st.artifact_paths(again["make"])[0]) / "array.npy").is_symlink()
