@@ -112,6 +112,16 @@ def _submit(name: str, plans: dict[str, StepPlan], refs: dict[str, list[Any]],
     return refs[name][-1]
 
 
+def _next_admitted(todo: list[str], deps: dict[str, list[str]], refs: dict[str, list[Any]],
+                   admit: Callable[[str], bool]) -> str | None:
+    """The first step of ``todo`` whose upstreams are submitted and that the resource model
+    admits (with step slots: no lanes, no look-ahead bound)."""
+    for i, name in enumerate(todo):
+        if all(u in refs for u in deps[name]) and admit(name):
+            return todo.pop(i)
+    return None
+
+
 def _pick(todo: list[str], plans: dict[str, StepPlan], deps: dict[str, list[str]],
           refs: dict[str, list[Any]], inflight: list[str], finished: set[str],
           run_slots: int, admit: Admit | None = None, ready_slots: int | None = None
@@ -173,7 +183,13 @@ def run(plans: dict[str, StepPlan], *, store: ArtifactStore | str | None, info: 
     requests = {n: Request.of(plans[n].spec) for n in todo}
     refs: dict[str, list[Any]] = {}
     pending: dict[Any, str] = {}
-    deps = {n: [u for u, _ in plans[n].inputs.values() if u in todo] for n in todo}
+    live: set[str] = set()  # the names in ``pending``
+    to_run = set(todo)
+    deps = {n: [u for u, _ in plans[n].inputs.values() if u in to_run] for n in todo}
+    dependents: dict[str, list[str]] = {}  # upstream -> steps waiting on it (gates too)
+    for n, ups in deps.items():
+        for u in ups:
+            dependents.setdefault(u, []).append(n)
     finished: set[str] = set()
     running: dict[str, Request] = {}
     fns: dict[int, bytes] = {}
@@ -181,8 +197,13 @@ def run(plans: dict[str, StepPlan], *, store: ArtifactStore | str | None, info: 
     failed = False
 
     def admit(name: str, inflight: list[str]) -> bool:
+        if not requests[name].cpus:  # holds no CPU: always admitted (``admits``)
+            return True
         held = sum(requests[n].cpus for n in inflight)
         return admits(held, requests[name], view)
+
+    def admit_now(name: str) -> bool:
+        return not requests[name].cpus or admit(name, list(pending.values()))
 
     def start(name: str) -> None:
         running[name] = requests[name]
@@ -192,24 +213,29 @@ def run(plans: dict[str, StepPlan], *, store: ArtifactStore | str | None, info: 
         for ref, n in list(pending.items()):
             if n in names:
                 ray.cancel(ref, force=True)
-                pending.pop(ref)
+                live.discard(pending.pop(ref))
                 running.pop(n, None)
                 emit(n, status, data)
 
     while todo or pending:
         while len(pending) < limit and not failed and not control.cancelled:
-            name, gate = _pick(todo, plans, deps, refs, list(pending.values()), finished,
-                               ready_limit, admit)
+            if slots is not None:  # every step goes now, in order, as far as admitted
+                name, gate = _next_admitted(todo, deps, refs, admit_now), None
+            else:
+                name, gate = _pick(todo, plans, deps, refs, list(pending.values()), finished,
+                                   ready_limit, admit)
             if name is None:
                 break
             if gate is not None:
                 deps[name] = [*deps[name], gate]
+                dependents.setdefault(gate, []).append(name)
             ready = all(u in finished for u in deps[name])
             # Steps that ask for nothing go to the step slots, ready or not: Ray runs
             # ``run_slots`` of them at once and queues the rest on the same workers,
             # starting each the moment its inputs are there (no driver round trip).
             pending[_submit(name, plans, refs, store, info, fns, gate, slots, cluster,
                             (contexts or {}).get(name))] = name
+            live.add(name)
             if ready:
                 start(name)
         if control.cancelled:
@@ -232,6 +258,7 @@ def run(plans: dict[str, StepPlan], *, store: ArtifactStore | str | None, info: 
                            timeout=POLL_S)
         for ref, got in zip(done, _get_each(done), strict=True):
             name = pending.pop(ref)
+            live.discard(name)
             running.pop(name, None)
             try:
                 summary = summaries.unpack(got())
@@ -245,8 +272,8 @@ def run(plans: dict[str, StepPlan], *, store: ArtifactStore | str | None, info: 
             if summary.get("commit"):
                 beside[name] = (summary["commit"], summary["pid"], summary["manifest"])
             emit(name, "succeeded", summary)
-            for n in pending.values():
-                if name in deps[n] and all(u in finished for u in deps[n]) and n not in running:
+            for n in dependents.get(name, ()):
+                if n in live and n not in running and all(u in finished for u in deps[n]):
                     start(n)
         if control.tick is not None:
             control.tick()
@@ -261,7 +288,7 @@ def run(plans: dict[str, StepPlan], *, store: ArtifactStore | str | None, info: 
             for ref, n in list(pending.items()):
                 if any(u not in finished for u in deps[n]):
                     ray.cancel(ref, force=False)
-                    pending.pop(ref)
+                    live.discard(pending.pop(ref))
                     emit(n, "skipped", {})
     await_commits(beside, str(info.get("run_id")), emit, store, refs)
     return refs
