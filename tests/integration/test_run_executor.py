@@ -338,3 +338,49 @@ def test_named_trainer_in_a_step_does_not_adopt_another_keys_checkpoints(tmp_pat
     assert len(folders) == 2 and all(f.startswith("key-") for f in folders)
     collect(ArtifactStore.open(store), grace_s=0, now=time.time() + 1)
     assert not (storage / "gbdt").exists()  # stored results: trainer folders collected
+
+
+@af.step
+def publishes() -> list:
+    """Publishes progress here and, as a trainer actor or a Tune trial does, from another
+    process under its own record; returns what it read back (so the records existed)."""
+    import ray
+
+    from airflowdsl.air import progress
+
+    ctx = progress.current()
+    assert ctx is not None
+    progress.publish("here")
+
+    @ray.remote(num_cpus=0)
+    def elsewhere(run_id: str) -> None:
+        progress.bind(progress.StepContext(run_id, "trial-1"))
+        progress.publish("elsewhere")
+        progress.bind(None)
+
+    ray.get(elsewhere.remote(ctx.run_id))
+    return sorted(text for text, _ in progress.read_run(ctx.run_id).values())
+
+
+@af.pipeline
+def publishing():
+    return publishes()
+
+
+def test_progress_records_of_a_run_are_gone_when_it_returns(tmp_path: Path) -> None:
+    """Ray's internal KV outlives runs on a long-lived Ray: a run deletes its progress
+    records (from every process) before ``run()`` returns, and only its own."""
+    from ray.experimental import internal_kv
+
+    from airflowdsl.air.progress import NAMESPACE
+
+    other = b"another-run/step"
+    internal_kv._internal_kv_put(other, b"{}", namespace=NAMESPACE)
+    try:
+        run = publishing.run(store=tmp_path / "s", force=True)
+        assert run.status == "succeeded", run.traceback
+        assert run.output == ["elsewhere", "here"]
+        assert internal_kv._internal_kv_list(f"{run.id}/".encode(), namespace=NAMESPACE) == []
+        assert internal_kv._internal_kv_list(b"another-run/", namespace=NAMESPACE) == [other]
+    finally:
+        internal_kv._internal_kv_del(other, namespace=NAMESPACE)
