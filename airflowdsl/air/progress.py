@@ -190,8 +190,8 @@ def read_run(run_id: str) -> dict[str, tuple[str, float]]:
 
 def clear(run_id: str) -> None:
     """Forget a finished run's progress records (driver side): one prefix delete in Ray's
-    internal KV (a key listing first, then a delete per publishing step, cost one round
-    trip more, ~0.3-0.8 ms, in every run, publishing or not)."""
+    internal KV, one round trip to its GCS however many steps (or their trainer actors,
+    Tune trials) published (a key listing, then a delete per record, cost 1 + N)."""
     try:
         from ray.experimental import internal_kv
 

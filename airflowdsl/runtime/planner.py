@@ -49,6 +49,10 @@ class StepPlan:
     reason: str = ""
     manifest: Manifest | None = None
     lookup: bool = field(default=True, repr=False)  # the task may serve a stored result
+    #: the code fingerprint this plan's key was computed from (None: a plan not made by
+    #: ``make_plan``); the executor ships the project modules it names to the workers,
+    #: so they follow the code that was hashed (no second walk of the code per run)
+    fingerprint: Fingerprint | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_outputs(self) -> int:
@@ -128,7 +132,8 @@ def _plan(compiled: CompiledGraph, store: ArtifactStore, selected: set[str], for
         inputs = dict(node.inputs)
         in_keys = {p: (up, _output_key(plans[up], idx)) for p, (up, idx) in inputs.items()}
         ctx = KeyContext(spec, dict(node.params), in_keys, prints)
-        plan = StepPlan(name, spec, dict(ctx.params), inputs, DEFAULT_POLICY.key(ctx))
+        plan = StepPlan(name, spec, dict(ctx.params), inputs, DEFAULT_POLICY.key(ctx),
+                        fingerprint=ctx.fingerprint)
         plans[name] = plan
         stale = ctx.fingerprint.stale
         if name not in selected:
