@@ -74,6 +74,9 @@ def from_store(value: Any) -> bool:
 
 def format_of(value: Any) -> str:
     """The serializer name for ``value``."""
+    t = type(value)
+    if t.__name__ == "ndarray" and t.__module__ == "numpy":  # exactly numpy's: no subclass
+        return "numpy" if value.dtype != object else "pickle"
     if is_dataset(value):
         return "dataset"
     if is_checkpoint(value):

@@ -147,13 +147,14 @@ class ArtifactStore:
         (``runtime.tasks``). Datasets, checkpoints and DataFrames are written here."""
         if not KEY.match(key):
             raise ValueError(f"not a cache key: {key!r}")
-        fs, entry = self.fs, self.entry(key)
+        entry, fs = self.entry(key), None  # the filesystem only for formats written here
         data_id = os.urandom(6).hex()  # 12 hex digits (``manifests._DATA``)
         outputs, files = [], []
         for i, value in enumerate(values):
             path = f"{entry}/{data_id}/out{i}"
             encoded = serializers.encode(value)
             if encoded is None:
+                fs = fs or self.fs
                 meta = serializers.write(value, fs, path)
                 meta["files"] = fsutil.checksums(fs, path)
             else:
