@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 import textwrap
+import types
 import uuid
 from pathlib import Path
 from types import ModuleType
@@ -234,3 +235,24 @@ def test_library_versions_are_the_installed_distributions() -> None:
         top = module.split(".")[0]
         assert version_of(module) == (top, version(top))
     assert version_of("json") is None and version_of("airflowdsl.dsl") is None
+
+
+def test_loads_are_kept_per_code_object_and_values_looked_up_each_time(tmp_path: Path) -> None:
+    """The disassembly of a code object is kept (names it loads); what those names hold is
+    read at every fingerprint: a constant changed between two runs changes the digest."""
+    from airflowdsl.runtime import codescan
+
+    mod = load(tmp_path, uniq("consts"), """
+        LIMIT = 3
+
+        def step(x):
+            return x[:LIMIT]
+    """)
+    before = code_fingerprint(mod.step)
+    hits = codescan._loads.cache_info().hits
+    mod.LIMIT = 4
+    after = code_fingerprint(mod.step)
+    assert codescan._loads.cache_info().hits > hits  # not disassembled again
+    assert before[f"const:{mod.__name__}.LIMIT"] != after[f"const:{mod.__name__}.LIMIT"]
+    same_code = types.FunctionType(mod.step.__code__, {"LIMIT": 3, "__name__": mod.__name__})
+    assert [r.value for r in codescan.references(same_code)] == [3]
