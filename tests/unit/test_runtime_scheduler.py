@@ -80,3 +80,16 @@ def test_with_step_slots_ready_steps_are_left_to_ray() -> None:
         inflight.append(name)
         picked.append((name, gate))
     assert picked == [(f"x{i}", None) for i in range(5)]
+
+
+def test_chain_cover_bounds_how_many_steps_can_run_at_once() -> None:
+    from airflowdsl.runtime.scheduler import chain_cover
+
+    chain = {"a": [], "b": ["a"], "c": ["b"], "d": ["c"]}
+    assert chain_cover(list(chain), chain) == 1
+    fan = {"s": [], **{f"x{i}": ["s"] for i in range(5)}, "j": [f"x{i}" for i in range(5)]}
+    assert chain_cover(list(fan), fan) == 5
+    two = {"a": [], "b": ["a"], "p": [], "q": ["p"], "j": ["b", "q"]}
+    assert chain_cover(list(two), two) == 2
+    diamond = {"s": [], "l": ["s"], "r": ["s"], "j": ["l", "r"]}
+    assert chain_cover(list(diamond), diamond) == 2
