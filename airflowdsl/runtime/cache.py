@@ -132,10 +132,15 @@ class _Simple(Policy):
 
 def _code(ctx: KeyContext) -> KeyPart:
     fp = ctx.fingerprint
+    if not fp.stale and isinstance(fp.code_part, KeyPart):  # steps of one function in a
+        return fp.code_part  # plan share the part (and its digest: ~10 us less per step)
     detail = dict(fp.digests)
     for label in fp.stale:  # never reused: the code that runs is not the code hashed
         detail[f"stale:{label}"] = uuid.uuid4().hex
-    return KeyPart("code", detail, {f"lib:{k}": v for k, v in fp.libraries.items()})
+    part = KeyPart("code", detail, {f"lib:{k}": v for k, v in fp.libraries.items()})
+    if not fp.stale:
+        fp.code_part = part
+    return part
 
 
 def _short(value: Any) -> str:

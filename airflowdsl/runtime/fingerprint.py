@@ -60,6 +60,9 @@ class Fingerprint:
     modules: set[str] = field(default_factory=set)
     libraries: dict[str, str] = field(default_factory=dict)  # distribution -> version
     stale: list[str] = field(default_factory=list)
+    #: the cache key part made from it (``cache._code``), shared by the steps of its
+    #: function within one plan; never set while ``stale``
+    code_part: Any = field(default=None, repr=False, compare=False)
 
 
 class _Normalize(ast.NodeTransformer):

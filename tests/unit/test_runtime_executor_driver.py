@@ -134,3 +134,36 @@ def test_clearing_progress_is_waited_for_with_a_limit_and_a_warning(
     monkeypatch.setattr(executor, "PROGRESS_CLEAR_S", 10.0)
     executor._clear_progress("run-b")()  # the same thread goes on serving
     assert cleared == ["run-a", "run-b"]
+
+
+def test_steps_of_one_function_share_its_code_key_part_unless_stale(tmp_path: Path) -> None:
+    """Planning makes a function's code part once per plan; code changed on disk since
+    its import makes a part per step (each its own never-reused marker), as before."""
+    mod = load(tmp_path, """
+        import airflowdsl as af
+
+        @af.step
+        def make() -> list:
+            return [1]
+
+        @af.step
+        def use(xs: list, k: int) -> list:
+            return xs * k
+
+        @af.pipeline
+        def pipe():
+            xs = make()
+            return use(xs, k=1), use(xs, k=2)
+    """)
+    st = ArtifactStore.open(tmp_path / "store")
+    plans = make_plan(mod.pipe.compile(), st, force=True)
+    one, two = plans["use"].key, plans["use_2"].key
+    assert one.part("code") is two.part("code")
+    assert one.digest != two.digest  # the params still tell them apart
+    path = Path(mod.__file__)
+    path.write_text(path.read_text().replace("xs * k", "xs * k * 10"))
+    plans = make_plan(mod.pipe.compile(), st, force=True)
+    one_part, two_part = plans["use"].key.part("code"), plans["use_2"].key.part("code")
+    assert one_part is not None and two_part is not None
+    assert any(k.startswith("stale:") for k in one_part.detail)
+    assert one_part.digest != two_part.digest
