@@ -3,18 +3,17 @@ failure and resume, helper edits, corrupt artifacts, datasets and checkpoints.""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 import airflowdsl as af
 from airflowdsl.runtime.store import ArtifactStore
+from tests.modules import load_module
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 
@@ -137,13 +136,7 @@ def test_failure_stops_downstream_and_rerun_resumes(tmp_path: Path) -> None:
     assert again.output[0] == {"sum": 60.0}
 
 
-def _load(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+_load = load_module
 
 
 HELPERS = """

@@ -9,9 +9,6 @@ store (early cutoff: an upstream re-ran and produced identical output).
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-import textwrap
 import uuid
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +16,7 @@ from types import ModuleType
 import pytest
 
 from airflowdsl.runtime.store import ArtifactStore
+from tests.modules import write_module
 from tests.unit.inproc import run_inproc
 
 HELPER = '''
@@ -161,14 +159,7 @@ CASES: list[tuple[str, list[tuple[str, str, str]], set[str]]] = [
 ]
 
 
-def _load(path: Path, name: str, source: str) -> ModuleType:
-    path.write_text(textwrap.dedent(source))
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+_load = write_module
 
 
 def _project(tmp: Path, h: str, p: str, helper: str, pipe: str) -> ModuleType:

@@ -4,9 +4,6 @@ background thread that the run waits for (with a limit and a warning)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-import textwrap
 import threading
 import uuid
 from pathlib import Path
@@ -19,19 +16,13 @@ from airflowdsl.air import progress
 from airflowdsl.runtime import executor, fingerprint
 from airflowdsl.runtime.planner import make_plan
 from airflowdsl.runtime.store import ArtifactStore
+from tests.modules import write_module
 from tests.unit.inproc import run_inproc
 
 
 def load(tmp_path: Path, source: str) -> ModuleType:
     name = f"drv_{uuid.uuid4().hex[:8]}"
-    path = tmp_path / f"{name}.py"
-    path.write_text(textwrap.dedent(source))
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return write_module(tmp_path / f"{name}.py", name, source)
 
 
 def pipeline_using(tmp_path: Path, helper: ModuleType) -> ModuleType:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import textwrap
 import types
 import uuid
@@ -15,17 +13,11 @@ import pandas as pd
 
 from airflowdsl.runtime.canonical import canonical, digest
 from airflowdsl.runtime.fingerprint import code_fingerprint, is_project_local, project_modules
+from tests.modules import write_module
 
 
 def load(tmp_path: Path, name: str, source: str) -> ModuleType:
-    path = tmp_path / f"{name}.py"
-    path.write_text(textwrap.dedent(source))
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return write_module(tmp_path / f"{name}.py", name, source)
 
 
 def uniq(prefix: str) -> str:
