@@ -291,38 +291,23 @@ def _npy_view(buf: Any, size: int) -> Any:
                       order="F" if fortran else "C")
 
 
-#: files ``read_mapped`` checked in this process: path -> (device, inode, size, mtime,
-#: ctime, checksum algorithm, checksum) when checked. Any write to the file changes its
-#: ctime, so an unchanged file is not checksummed again: the consumers of a fanned-out
-#: array that one worker runs map it once each but hash it once.
-_MAPPED_OK: dict[str, tuple[Any, ...]] = {}
-
-
 def read_mapped(path: str, meta: Meta, *, checksum: str) -> Any:
     """The ``array.npy`` of local folder ``path`` as a read-only array over the file's
     pages, mapped, not copied. The whole file -- header and data -- is checked against
-    ``meta["files"]`` before the header is parsed (once per process while the file is
-    unchanged: ``_MAPPED_OK``). None for a ``.npy`` version this does not map (3.0: the
-    caller reads it as ``read`` does)."""
+    ``meta["files"]`` before the header is parsed. None for a ``.npy`` version this does
+    not map (3.0: the caller reads it as ``read`` does)."""
     import mmap
 
     size, sha = (meta.get("files") or {}).get("array.npy") or (None, None)
     if size is None:
         raise CorruptArtifact("array.npy: not in the manifest")
-    full = os.path.join(path, "array.npy")
-    with open(full, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        if st.st_size != size or size == 0:
+    with open(os.path.join(path, "array.npy"), "rb") as fh:
+        if os.fstat(fh.fileno()).st_size != size or size == 0:
             raise CorruptArtifact("array.npy: content does not match its manifest checksum")
         mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-    seen = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, checksum, sha)
     try:
-        if _MAPPED_OK.get(full) != seen:
-            if digest_buffers([mapped], checksum) != sha:
-                raise CorruptArtifact("array.npy: content does not match its manifest checksum")
-            if len(_MAPPED_OK) >= 256:
-                _MAPPED_OK.clear()
-            _MAPPED_OK[full] = seen
+        if digest_buffers([mapped], checksum) != sha:
+            raise CorruptArtifact("array.npy: content does not match its manifest checksum")
         arr = _npy_view(mapped, size)
     except BaseException:
         mapped.close()

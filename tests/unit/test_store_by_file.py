@@ -141,36 +141,3 @@ def test_a_reference_written_again_stores_the_array(st: ArtifactStore) -> None:
     again = st.write("ef" * 20, [ref])
     assert again["outputs"][0]["format"] == "numpy"
     np.testing.assert_array_equal(st.load(again, 0), arr)
-
-
-def test_an_unchanged_file_is_checksummed_once_per_process(st: ArtifactStore,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """Consumers of one array in one worker (a fan-out) hash it once; a file written since
-    (same inode and size, its mtime even set back: only the ctime tells) is checked again."""
-    import os
-    import time
-
-    from airflowdsl.runtime import serializers
-
-    arr = np.arange(10_000.0)
-    (ref,) = hand_on(st, st.write(KEY, [arr]), [arr])
-    hashed: list[int] = []
-    real = serializers.digest_buffers
-    monkeypatch.setattr(serializers, "digest_buffers",
-                        lambda bufs, algo="sha256": hashed.append(1) or real(bufs, algo))
-    serializers._MAPPED_OK.clear()
-    for _ in range(3):
-        np.testing.assert_array_equal(resolve(ref), arr)
-    assert len(hashed) == 1
-    path = _file(st, ref.manifest)
-    before = path.stat()
-    raw = bytearray(path.read_bytes())
-    raw[-1] ^= 0xFF
-    time.sleep(0.01)
-    with open(path, "r+b") as fh:  # in place: same inode and size
-        fh.write(bytes(raw))
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # even the old mtime
-    assert path.stat().st_ctime_ns != before.st_ctime_ns
-    with pytest.raises(CorruptArtifact):
-        resolve(ref)
-    assert len(hashed) == 2
