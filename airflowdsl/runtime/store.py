@@ -152,7 +152,6 @@ class ArtifactStore:
         outputs, files = [], []
         for i, value in enumerate(values):
             path = f"{entry}/{data_id}/out{i}"
-            value = resolve(value)  # a task's output read back from Ray (a write redone)
             encoded = serializers.encode(value)
             if encoded is None:
                 fs = fs or self.fs
