@@ -291,32 +291,6 @@ def _npy_view(buf: Any, size: int) -> Any:
                       order="F" if fortran else "C")
 
 
-def read_mapped(path: str, meta: Meta, *, checksum: str) -> Any:
-    """The ``array.npy`` of local folder ``path`` as a read-only array over the file's
-    pages, mapped, not copied. The whole file -- header and data -- is checked against
-    ``meta["files"]`` before the header is parsed. None for a ``.npy`` version this does
-    not map (3.0: the caller reads it as ``read`` does)."""
-    import mmap
-
-    size, sha = (meta.get("files") or {}).get("array.npy") or (None, None)
-    if size is None:
-        raise CorruptArtifact("array.npy: not in the manifest")
-    with open(os.path.join(path, "array.npy"), "rb") as fh:
-        if os.fstat(fh.fileno()).st_size != size or size == 0:
-            raise CorruptArtifact("array.npy: content does not match its manifest checksum")
-        mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-    try:
-        if digest_buffers([mapped], checksum) != sha:
-            raise CorruptArtifact("array.npy: content does not match its manifest checksum")
-        arr = _npy_view(mapped, size)
-    except BaseException:
-        mapped.close()
-        raise
-    if arr is None:
-        mapped.close()
-    return arr
-
-
 def _npy_header(buf: Any) -> tuple[tuple[int, ...], bool, Any, int] | None:
     """(shape, Fortran order, dtype, data offset) of the ``.npy`` file in ``buf``, of
     version 1.0 or 2.0 (numpy's own header parser, on a copy of the header only)."""

@@ -261,21 +261,6 @@ class ArtifactStore:
                 return problem
         return None
 
-    def load_mapped(self, manifest: Manifest, index: int) -> Any:
-        """Numpy output ``index`` of a local store as a read-only array over the file's
-        pages (no copy; ``hand_on``), the whole file checked against the manifest first;
-        a file ``serializers.read_mapped`` cannot map is loaded as ``load`` does."""
-        if (problem := manifest_problem(manifest, manifest.get("key"))) is not None:
-            raise CorruptArtifact(f"artifact manifest rejected: {problem}")
-        out = manifest["outputs"][index]
-        if out["format"] != "numpy" or _local(self.root) is None:
-            return self.load(manifest, index, verify=False)
-        try:
-            value = serializers.read_mapped(self._inside(manifest, index), out,
-                                            checksum=checksum_of(manifest))
-        except CorruptArtifact as exc:
-            raise CorruptArtifact(f"artifact {manifest['key']} output {index}: {exc}") from None
-        return self.load(manifest, index, verify=False) if value is None else value
 
     def fetch(self, manifest: Manifest, index: int, target: str) -> str:
         """Copy checkpoint output ``index`` into local folder ``target``, every file checked
@@ -346,21 +331,17 @@ class ArtifactStore:
 
 @dataclass(frozen=True)
 class StoredOutput:
-    """A step output, as where it is stored. A checkpoint on a remote store is handed
+    """A checkpoint output of a step, as where it is stored. On a remote store it is handed
     downstream so (its directory exists only on the producing node): the consumer -- on
     any node -- loads it from the store (``resolve``), checked file by file. Every
     checkpoint the store loads carries one as its ``origin``, so a process it is sent to
-    (a BatchPredictor actor on another node) fetches it from the store too. A large array
-    already committed in a local store is handed on so too (``mapped``: ``hand_on``)."""
+    (a BatchPredictor actor on another node) fetches it from the store too."""
 
     store: ArtifactStore
     manifest: Manifest
     index: int
-    mapped: bool = False  # a read-only array over the stored file's pages, checked first
 
     def load(self) -> Any:
-        if self.mapped:
-            return self.store.load_mapped(self.manifest, self.index)
         return self.store.load(self.manifest, self.index, verify=False)
 
     def fetch(self, target: str) -> str:
@@ -368,44 +349,14 @@ class StoredOutput:
         return self.store.fetch(self.manifest, self.index, target)
 
 
-#: A numpy output of at least this many bytes whose entry is already committed in a
-#: plain local store goes downstream as a reference to its file (``hand_on``).
-BY_FILE_BYTES = 8 << 20
-
-
 def hand_on(store: ArtifactStore | None, manifest: Manifest | None,
             outputs: Sequence[Any]) -> tuple[Any, ...]:
     """``outputs`` as a step's task returns them for its consumers: on a remote store a
     checkpoint becomes a ``StoredOutput`` (a local directory means nothing on another
-    node). On a plain local root, an array of ``BY_FILE_BYTES`` or more whose entry
-    ``manifest`` is committed -- a forced rerun that made the bytes stored under its key,
-    a cache hit -- becomes a mapped ``StoredOutput``: Ray's object store then holds a
-    reference, not a copy of the array (a 100 MB array: Ray's copy took ~13 ms per step
-    here, the consumer's check of the mapped file ~7 ms). Everything else as it is."""
-    if store is None or manifest is None:
+    node); everything else as it is."""
+    if store is None or manifest is None or not store.is_remote:
         return tuple(outputs)
-    if not store.is_remote:
-        return _by_file(store, manifest, outputs)
     return tuple(StoredOutput(store, manifest, i) if serializers.is_checkpoint(v) else v
-                 for i, v in enumerate(outputs))
-
-
-def _by_file(store: ArtifactStore, manifest: Manifest, outputs: Sequence[Any]) -> tuple[Any, ...]:
-    """``hand_on`` on a local store. Only a plain local root (``file://`` and
-    ``AIRFLOWDSL_STORE_SHARED=1`` roots may be mounts that other nodes would map over the
-    network; Windows cannot delete a mapped file) and only while the manifest naming
-    these files is the committed one (written last: the files are complete)."""
-    big = [i for i, v in enumerate(outputs)
-           if type(v).__name__ == "ndarray" and type(v).__module__ == "numpy"
-           and v.dtype != object and v.nbytes >= BY_FILE_BYTES
-           and manifest["outputs"][i].get("format") == "numpy"]
-    if (not big or os.name == "nt" or _local(store.root) is None
-            or os.environ.get("AIRFLOWDSL_STORE_SHARED") == "1"):
-        return tuple(outputs)
-    committed = store.manifest(manifest["key"])
-    if committed is None or committed.get("data") != manifest.get("data"):
-        return tuple(outputs)  # written beside the consumers: not there yet
-    return tuple(StoredOutput(store, committed, i, mapped=True) if i in big else v
                  for i, v in enumerate(outputs))
 
 
