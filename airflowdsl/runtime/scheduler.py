@@ -181,8 +181,8 @@ def run(plans: dict[str, StepPlan], *, store: ArtifactStore | str | None, info: 
     ``emit(name, status, data)`` on each change (``progress`` carries ``{"text": ...}``).
     Steps that ask for nothing run in the step slots (``cluster.step_slots``) where more
     of them than slots could run at once, so Ray bounds them; if no group can be placed,
-    ``_pick`` queues them in lanes. ``control`` brings
-    Ctrl-C (``cancelled``), the stall watchdog and progress. Returns the refs."""
+    ``_pick`` queues them in lanes. ``control`` brings Ctrl-C (``cancelled``), the stall
+    watchdog and progress. Returns the refs."""
     import ray
 
     from airflowdsl.runtime.resources import admits
@@ -253,9 +253,9 @@ def run(plans: dict[str, StepPlan], *, store: ArtifactStore | str | None, info: 
                 deps[name] = [*deps[name], gate]
                 dependents.setdefault(gate, []).append(name)
             ready = all(u in finished for u in deps[name])
-            # Steps that ask for nothing go to the step slots, ready or not: Ray runs
-            # ``run_slots`` of them at once and queues the rest on the same workers,
-            # starting each the moment its inputs are there (no driver round trip).
+            # Steps that ask for nothing go to the step slots when there are slots, ready
+            # or not: Ray runs ``run_slots`` of them at once and queues the rest on the
+            # same workers, starting each the moment its inputs are there.
             pending[_submit(name, plans, refs, store, info, fns, gate, slots, cluster,
                             (contexts or {}).get(name))] = name
             live.add(name)
