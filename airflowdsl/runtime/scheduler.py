@@ -275,9 +275,12 @@ def run(plans: dict[str, StepPlan], *, store: ArtifactStore | str | None, info: 
         if not pending:
             break
         # with steps left to submit, wake at the first one finished; with all submitted,
-        # collect them in batches (a wake per POLL_S or when all are done: the driver's
-        # CPU is the steps' CPU on a small machine)
-        done, _ = ray.wait(list(pending), num_returns=1 if todo else len(pending),
+        # collect them in halving batches (half of those pending, or POLL_S): a few wakes
+        # per run, not one per step (the driver's CPU is the steps' CPU on a small
+        # machine), while most summaries are handled before the last step ends (waiting
+        # for all of them left their handling after it: chain 1.32-1.34x -> 1.27-1.29x,
+        # fan-out 1.73-1.86x -> 1.52-1.55x of plain Ray, two alternated pairs)
+        done, _ = ray.wait(list(pending), num_returns=1 if todo else (len(pending) + 1) // 2,
                            timeout=POLL_S)
         for ref, got in zip(done, _get_each(done), strict=True):
             name = pending.pop(ref)
