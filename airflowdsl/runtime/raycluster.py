@@ -141,15 +141,16 @@ class RayCluster:
             self._remote_fn = ray.remote(run_step)
         req = Request.of(spec)
         slotted = slots is not None and req.empty
+        events = task_events()
         key = (req.cpus, req.gpus, req.memory, tuple(sorted(req.custom.items())),
-               spec.retries, n_returns, spec.name, slots.id if slotted else None, task_events())
+               spec.retries, n_returns, spec.name, slots.id if slotted else None, events)
         task = self._task_options.get(key)
         if task is None:
             opts: dict[str, Any] = {"num_cpus": req.cpus, "num_returns": n_returns,
                                     "max_retries": spec.retries,
                                     "retry_exceptions": spec.retries > 0,
                                     "name": f"airflowdsl:{spec.name}",
-                                    "enable_task_events": task_events()}
+                                    "enable_task_events": events}
             if req.gpus:
                 opts["num_gpus"] = req.gpus
             if req.memory:

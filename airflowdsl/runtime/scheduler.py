@@ -1,19 +1,18 @@
 """Submit the steps that must run as Ray tasks and collect their results.
 
-Steps are submitted ahead of time in topological order (see ``_pick``): their
-inputs are the object refs of upstream tasks (Ray starts a step when they are
-ready) or stored artifacts (loaded inside the task). When
-a step fails, nothing more is submitted, the submitted steps still waiting on
-an unfinished upstream are cancelled before they start, and steps already
-running finish and are stored.
+Steps are submitted in topological order, all at once unless no step-slot group could
+be placed (then ahead boundedly, see ``_pick``): their inputs are the object refs of
+upstream tasks (Ray starts a step when they are ready) or stored artifacts (loaded
+inside the task). When a step fails, nothing more is submitted, the submitted steps
+still waiting on an unfinished upstream are cancelled before they start, and steps
+already running finish and are stored.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from airflowdsl.air.progress import StepContext
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
     from airflowdsl.runtime.store import ArtifactStore
 
 Event = Callable[[str, str, dict[str, Any]], None]
-Admit = Callable[[str, list[str]], bool]
+Admit = Callable[[str, Collection[str]], bool]
 
 #: How long the driver waits for a step to finish before it looks at Ctrl-C, the
 #: watchdog and progress again.
@@ -130,11 +129,11 @@ def chain_cover(todo: list[str], deps: dict[str, list[str]]) -> int:
 
 
 def _next_admitted(todo: list[str], deps: dict[str, list[str]], refs: dict[str, list[Any]],
-                   admit: Callable[[str], bool]) -> str | None:
+                   admit: Admit, inflight: Collection[str]) -> str | None:
     """The first step of ``todo`` whose upstreams are submitted and that the resource model
     admits (with step slots: no lanes, no look-ahead bound)."""
     for i, name in enumerate(todo):
-        if all(u in refs for u in deps[name]) and admit(name):
+        if all(u in refs for u in deps[name]) and admit(name, inflight):
             return todo.pop(i)
     return None
 
@@ -201,10 +200,8 @@ def run(plans: dict[str, StepPlan], *, store: ArtifactStore | str | None, info: 
     narrow = chain_cover(todo, deps) <= run_slots
     slots = None if narrow else cluster.step_slots(run_slots)
     eager = narrow or slots is not None
-    if eager:
-        limit = ready_limit = len(todo)
-    else:  # no group could be placed: ``_pick`` bounds the steps itself (lanes)
-        ready_limit = run_slots
+    if eager:  # else no group could be placed: ``_pick`` bounds the steps itself (lanes)
+        limit = len(todo)
     requests = {n: Request.of(plans[n].spec) for n in todo}
     refs: dict[str, list[Any]] = {}
     pending: dict[Any, str] = {}
@@ -219,14 +216,11 @@ def run(plans: dict[str, StepPlan], *, store: ArtifactStore | str | None, info: 
     beside: dict[str, tuple[str, int, Any]] = {}  # writes beside: (node, pid, manifest)
     failed = False
 
-    def admit(name: str, inflight: list[str]) -> bool:
+    def admit(name: str, inflight: Collection[str]) -> bool:
         if not requests[name].cpus:  # holds no CPU: always admitted (``admits``)
             return True
         held = sum(requests[n].cpus for n in inflight)
         return admits(held, requests[name], view)
-
-    def admit_now(name: str) -> bool:
-        return not requests[name].cpus or admit(name, list(pending.values()))
 
     def start(name: str) -> None:
         running[name] = requests[name]
@@ -243,10 +237,10 @@ def run(plans: dict[str, StepPlan], *, store: ArtifactStore | str | None, info: 
     while todo or pending:
         while len(pending) < limit and not failed and not control.cancelled:
             if eager:  # every step goes now, in order, as far as admitted
-                name, gate = _next_admitted(todo, deps, refs, admit_now), None
+                name, gate = _next_admitted(todo, deps, refs, admit, pending.values()), None
             else:
                 name, gate = _pick(todo, plans, deps, refs, list(pending.values()), finished,
-                                   ready_limit, admit)
+                                   run_slots, admit)
             if name is None:
                 break
             if gate is not None:
@@ -282,12 +276,16 @@ def run(plans: dict[str, StepPlan], *, store: ArtifactStore | str | None, info: 
         # fan-out 1.73-1.86x -> 1.52-1.55x of plain Ray, two alternated pairs)
         done, _ = ray.wait(list(pending), num_returns=1 if todo else (len(pending) + 1) // 2,
                            timeout=POLL_S)
-        for ref, got in zip(done, _get_each(done), strict=True):
+        try:  # one ray.get for the batch; one per ref when one of them failed
+            batch: list[Any] | None = ray.get(done)
+        except Exception:  # noqa: BLE001 - each ref raises its own below
+            batch = None
+        for i, ref in enumerate(done):
             name = pending.pop(ref)
             live.discard(name)
             running.pop(name, None)
             try:
-                summary = summaries.unpack(got())
+                summary = summaries.unpack(batch[i] if batch is not None else ray.get(ref))
             except Exception as exc:  # noqa: BLE001 - classified below
                 err = _cause(exc)
                 own = not isinstance(err, StepFailed) or err.step == name
@@ -402,22 +400,6 @@ def _committed(st: Any, manifest: Any, ours: set[str]) -> bool:
         return json.loads(raw).get("data") in ours
     except (ValueError, AttributeError):
         return False
-
-
-def _get_each(refs: list[Any]) -> list[Callable[[], Any]]:
-    """One getter per ref (raising that ref's own error): one ``ray.get`` for the batch
-    when none failed, else one per ref."""
-    import ray
-
-    try:
-        values = ray.get(refs)
-    except Exception:  # noqa: BLE001 - each ref raises its own below
-        return [functools.partial(ray.get, r) for r in refs]
-    return [functools.partial(_same, v) for v in values]
-
-
-def _same(value: Any) -> Any:
-    return value
 
 
 def _cause(exc: BaseException) -> BaseException:

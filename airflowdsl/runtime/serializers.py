@@ -232,7 +232,7 @@ def read(fs: pafs.FileSystem, path: str, meta: Meta, files: list[str] | None = N
         from airflowdsl.air.checkpoint import Checkpoint, owned
 
         return owned(ckpt) if isinstance(ckpt, Checkpoint) else ckpt  # removed once unused
-    name = _FILES.get(fmt)
+    name = ONE_FILE.get(fmt)
     if name is None or name not in expected:
         raise CorruptArtifact(f"unknown format {fmt!r} or missing file")
     size, sha = expected[name]
@@ -272,15 +272,6 @@ def _read_npy_local(full: str, size: int, sha: str, checksum: str) -> Any:
             raise CorruptArtifact("array.npy: content does not match its manifest checksum")
     if digest_buffers([buf], checksum) != sha:
         raise CorruptArtifact("array.npy: content does not match its manifest checksum")
-    return _npy_view(buf, size)
-
-
-def _npy_view(buf: Any, size: int) -> Any:
-    """The array a checked ``.npy`` file of ``size`` bytes in ``buf`` (a buffer: read-only
-    for a mapping, writable for a copy) holds, as a view of ``buf``; None for a header
-    version this does not parse."""
-    import numpy as np
-
     head = _npy_header(buf)
     if head is None:
         return None
@@ -330,11 +321,10 @@ def fetch_files(fs: pafs.FileSystem, path: str, files: dict[str, list[Any]], tar
     return target
 
 
-_FILES = {"pandas": "data.parquet", "numpy": "array.npy", "json": "value.json",
-          "pickle": "value.pkl"}
-FORMATS = frozenset({"dataset", "checkpoint", *_FILES})
 #: format -> its one file, which ``read`` checksums as it loads it
-ONE_FILE = dict(_FILES)
+ONE_FILE = {"pandas": "data.parquet", "numpy": "array.npy", "json": "value.json",
+          "pickle": "value.pkl"}
+FORMATS = frozenset({"dataset", "checkpoint", *ONE_FILE})
 
 
 def _checked(fs: pafs.FileSystem, full: str, rel: str, size: int, sha: str,

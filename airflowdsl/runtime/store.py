@@ -261,7 +261,6 @@ class ArtifactStore:
                 return problem
         return None
 
-
     def fetch(self, manifest: Manifest, index: int, target: str) -> str:
         """Copy checkpoint output ``index`` into local folder ``target``, every file checked
         against the manifest; returns ``target``. What a checkpoint loaded from this store
