@@ -64,6 +64,10 @@ class Claim:
     store: Any  # ArtifactStore | None
     planned: str  # the planner's digest (used as is without a CacheCtl)
     key: CacheKey | None = field(init=False, default=None)
+    #: the content hashes the pending inputs resolved to (``param -> hash``): the task's
+    #: summary carries these, not the whole key; the driver resolves its own copy of the
+    #: planned key with them (``CacheKey.resolve``), so both name the same digest
+    contents: dict[str, str] | None = field(init=False, default=None)
     hit: tuple[tuple[Any, ...], Manifest] | None = None
     reason: str = ""
     repair: bool = False  # the stored entry of this key failed verification: rewrite it
@@ -81,6 +85,7 @@ class Claim:
             if manifest:
                 contents[param] = output_content(manifest, int(idx) if idx else None)
         self.key = self.ctl.key.resolve(contents)
+        self.contents = contents
         self._cutoff = sorted({r.partition("#")[0] for r in self.ctl.key.pending.values()})
 
     @property
@@ -95,7 +100,7 @@ class Claim:
         return (*outputs, summaries.pack({
             "started": now, "ended": now, "manifest": manifest,
             "metrics": dict(manifest.get("metrics") or {}), "pid": pid(),
-            "served": self.reason, "key": self.key}))
+            "served": self.reason, "inputs": self.contents}))
 
     def __enter__(self) -> Claim:
         self._scope()

@@ -81,9 +81,9 @@ def execute(compiled: CompiledGraph, *, store: str | os.PathLike[str] | None = N
         last_flush[0] = time.monotonic()
 
     def emit(name: str, status: str, data: dict[str, Any], *, record: bool = True) -> None:
-        if data.get("key") is not None:  # the task's effective key (runtime.cutoff)
-            plans[name].key = data["key"]
-            steps[name].cache_key = data["key"].digest
+        if data.get("inputs"):  # the content hashes the task resolved its key with
+            plans[name].key = plans[name].key.resolve(data["inputs"])  # (runtime.cutoff)
+            steps[name].cache_key = plans[name].key.digest
         _apply(steps[name], status, data, st)
         if record and status not in ("running", "progress"):
             unrecorded[name] = None  # one transaction per HISTORY_FLUSH_S, not per step

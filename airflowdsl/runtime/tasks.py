@@ -277,7 +277,7 @@ def _run_step(p: Payload, values: tuple[Any, ...], claim: cutoff.Claim) -> tuple
     summary: dict[str, Any] = {
         "started": started, "ended": time.time(), "manifest": manifest, "metrics": metrics,
                "records": progress.take_records(),
-               "pid": cutoff.pid(), "key": claim.key}
+               "pid": cutoff.pid(), "inputs": claim.contents}
     if beside:
         summary["commit"] = _node_id()
     return (*outputs, summaries.pack(summary))

@@ -281,6 +281,13 @@ def test_downstream_of_a_cache_false_step_is_served_when_its_output_is_unchanged
     assert last == {"always": "ran: cache disabled for this step", "summed": f"served: {why}"}
     changed = uncached.run(n=5, store=store)  # another output: the consumer runs
     assert not changed.steps["summed"].cached and changed.output == {"sum": 10.0}
+    # the driver resolves each consumer's key from the input hashes its task reports:
+    # the recorded key is the one its output is stored under, the same for the same input
+    keys = [r.steps["summed"].cache_key for r in (first, again, changed)]
+    assert keys[0] == keys[1] != keys[2] and all(k and "pending" not in k for k in keys)
+    st = ArtifactStore.open(store)
+    assert all(st.manifest(k) is not None for k in keys)
+    assert rows["summed"]["cache_key"] == keys[1]
 
 
 @af.ingest
