@@ -10,28 +10,29 @@ from __future__ import annotations
 import importlib
 import sys
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflowdsl.dsl import (
-    Checkpoint,
-    CompiledPipeline,
-    CompileError,
-    CompileProblem,
-    Dataset,
-    OutputRef,
-    Pipeline,
-    Step,
-    StepSpec,
-    ingest,
-    is_assignable,
-    pipeline,
-    predict,
-    preprocess,
-    step,
-)
-from airflowdsl.dsl import train as train  # the decorator, not the module
-from airflowdsl.dsl import tune as tune
-from airflowdsl.errors import AirflowDSLError
+if TYPE_CHECKING:
+    from airflowdsl.dsl import (
+        Checkpoint,
+        CompiledPipeline,
+        CompileError,
+        CompileProblem,
+        Dataset,
+        OutputRef,
+        Pipeline,
+        Step,
+        StepSpec,
+        ingest,
+        is_assignable,
+        predict,
+        preprocess,
+    )
+    from airflowdsl.dsl import train as train  # the decorator, not the module
+    from airflowdsl.dsl import tune as tune
+    from airflowdsl.dsl.pipeline import pipeline as pipeline
+    from airflowdsl.dsl.step import step as step
+    from airflowdsl.errors import AirflowDSLError
 
 __version__ = "0.1.0"
 
@@ -53,6 +54,28 @@ class _Package(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str) -> Any:
+    """The public names load on first use (PEP 562): a Ray worker that imports
+    ``airflowdsl.runtime.tasks`` to run a step does not import the DSL and networkx
+    (~0.15 s of every new worker's start here); ``af.step`` and friends import them."""
+    if name == "AirflowDSLError":
+        from airflowdsl.errors import AirflowDSLError
+
+        return AirflowDSLError
+    if name in __all__ and name != "__version__":
+        from airflowdsl import dsl
+
+        value = getattr(dsl, name)
+        globals()[name] = value  # once (``_Package.__setattr__`` keeps modules out)
+        return value
+    try:  # ``airflowdsl.runtime`` and the other subpackages, as before
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "AirflowDSLError",

@@ -9,9 +9,10 @@ changes a spec or the graph.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import networkx as nx
+if TYPE_CHECKING:  # annotations only: a worker importing the runtime skips networkx
+    import networkx as nx
 
 #: one output of a node: ``(node, index)``; index None means the whole single output
 OutputRefLike = tuple[str, int | None]

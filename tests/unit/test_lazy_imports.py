@@ -87,19 +87,45 @@ def test_the_executor_imports_ray_only_modules_when_a_step_runs() -> None:
     assert out == "[]"
 
 
-def test_import_brings_the_cached_run_path_and_nothing_for_uri_stores() -> None:
-    """``import airflowdsl`` imports what a fully cached ``run()`` needs (planner, store,
-    history), so that run plans at once in a new process; run records of URI stores,
-    thread pools and signal handling come only when used."""
+def test_first_use_brings_the_cached_run_path_and_nothing_for_uri_stores() -> None:
+    """The first use of the DSL (``af.step`` and friends) imports what a fully cached
+    ``run()`` needs (planner, store, history), so that run plans at once in a new
+    process; run records of URI stores, thread pools and signal handling come only when
+    used. ``import airflowdsl`` alone imports none of it (its names load on first use)."""
     out = _fresh("""
         import sys
         import airflowdsl
-        print(sorted(m for m in ("airflowdsl.runtime.executor", "airflowdsl.runtime.planner",
-                                 "airflowdsl.runtime.history", "airflowdsl.runtime.runrecords",
-                                 "concurrent.futures", "signal", "ray") if m in sys.modules))
+        wanted = ("airflowdsl.runtime.executor", "airflowdsl.runtime.planner",
+                  "airflowdsl.runtime.history", "airflowdsl.runtime.runrecords",
+                  "concurrent.futures", "signal", "ray")
+        print(sorted(m for m in wanted if m in sys.modules))
+        airflowdsl.step
+        print(sorted(m for m in wanted if m in sys.modules))
     """)
-    assert out == str(["airflowdsl.runtime.executor", "airflowdsl.runtime.history",
-                       "airflowdsl.runtime.planner"])
+    assert out.splitlines() == ["[]", str(["airflowdsl.runtime.executor",
+                                           "airflowdsl.runtime.history",
+                                           "airflowdsl.runtime.planner"])]
+
+
+def test_a_worker_running_a_step_imports_no_dsl_or_networkx() -> None:
+    """A Ray worker loads the step task from ``airflowdsl.runtime.tasks``: that import
+    (part of every new worker's start) brings neither the DSL nor networkx."""
+    out = _fresh("""
+        import sys
+        import airflowdsl.runtime.tasks
+        print(sorted(m for m in ("airflowdsl.dsl", "networkx", "pydantic") if m in sys.modules))
+    """)
+    assert out == "[]"
+
+
+def test_package_names_and_subpackages_resolve_lazily() -> None:
+    out = _fresh("""
+        import airflowdsl as af
+        from airflowdsl import Dataset, pipeline
+        print(af.step.__class__.__name__, af.AirflowDSLError.__name__, af.runtime.__name__,
+              Dataset is af.Dataset, callable(pipeline), hasattr(af, "no_such_name"))
+    """)
+    assert out == "StepDecorator AirflowDSLError airflowdsl.runtime True True False"
 
 
 def test_train_stays_the_decorator_when_trainer_modules_load_later() -> None:
