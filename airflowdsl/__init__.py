@@ -70,12 +70,15 @@ def __getattr__(name: str) -> Any:
         value = getattr(dsl, name)
         globals()[name] = value  # once (``_Package.__setattr__`` keeps modules out)
         return value
+    if name.startswith("__"):  # tools probing ``__wrapped__`` and the like: no import
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     try:  # ``airflowdsl.runtime`` and the other subpackages, as before
         return importlib.import_module(f"{__name__}.{name}")
     except ModuleNotFoundError as exc:
         if exc.name != f"{__name__}.{name}":
             raise
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AirflowDSLError",

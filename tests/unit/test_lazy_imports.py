@@ -123,9 +123,10 @@ def test_package_names_and_subpackages_resolve_lazily() -> None:
         import airflowdsl as af
         from airflowdsl import Dataset, pipeline
         print(af.step.__class__.__name__, af.AirflowDSLError.__name__, af.runtime.__name__,
-              Dataset is af.Dataset, callable(pipeline), hasattr(af, "no_such_name"))
+              Dataset is af.Dataset, callable(pipeline), hasattr(af, "no_such_name"),
+              hasattr(af, "__wrapped__"))
     """)
-    assert out == "StepDecorator AirflowDSLError airflowdsl.runtime True True False"
+    assert out == "StepDecorator AirflowDSLError airflowdsl.runtime True True False False"
 
 
 def test_train_stays_the_decorator_when_trainer_modules_load_later() -> None:
