@@ -26,7 +26,7 @@ from airflowdsl.errors import CorruptArtifact
 from airflowdsl.runtime import fsutil, summaries
 from airflowdsl.runtime.cache import CacheKey
 from airflowdsl.runtime.lease import Lease
-from airflowdsl.runtime.manifests import Manifest, output_content
+from airflowdsl.runtime.manifests import Manifest, whole_content
 from airflowdsl.runtime.store import ArtifactStore
 
 _PID = [os.getpid()]  # a system call per use otherwise (twice per step task)
@@ -76,14 +76,14 @@ class Claim:
     def __post_init__(self) -> None:
         if self.ctl is None:
             return
-        by_step = {up: summaries.unpack(s)
+        by_step = {up: summaries.contents(s)  # the summary's first line, not the whole
                    for up, s in zip(self.ctl.upstreams, self.summaries, strict=False)}
         contents: dict[str, str] = {}
         for param, ref in self.ctl.key.pending.items():
             up, _, idx = ref.partition("#")
-            manifest = (by_step.get(up) or {}).get("manifest")
-            if manifest:
-                contents[param] = output_content(manifest, int(idx) if idx else None)
+            found = by_step.get(up)
+            if found:
+                contents[param] = found[int(idx)] if idx else whole_content(found)
         self.key = self.ctl.key.resolve(contents)
         self.contents = contents
         self._cutoff = sorted({r.partition("#")[0] for r in self.ctl.key.pending.values()})

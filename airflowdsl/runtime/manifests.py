@@ -101,7 +101,20 @@ def content_hash(out: dict[str, Any], checksum: str = "sha256") -> str:
 def output_content(manifest: Manifest, index: int | None) -> str:
     """The content hash a consumer keys on: output ``index``, or (None) the whole output."""
     outs = manifest["outputs"]
-    if index is not None or len(outs) == 1:
-        out = outs[index or 0]
-        return str(out.get("content") or content_hash(out, checksum_of(manifest)))
-    return digest("\n".join(output_content(manifest, i) for i in range(len(outs))).encode())
+    if index is not None:
+        return _content(manifest, outs[index])
+    return whole_content([_content(manifest, out) for out in outs])
+
+
+def output_contents(manifest: Manifest) -> list[str]:
+    """The content hash of each output (``output_content(manifest, i)`` for every ``i``)."""
+    return [_content(manifest, out) for out in manifest["outputs"]]
+
+
+def whole_content(contents: list[str]) -> str:
+    """The content hash of a whole output from its outputs' hashes (one output: its own)."""
+    return contents[0] if len(contents) == 1 else digest("\n".join(contents).encode())
+
+
+def _content(manifest: Manifest, out: dict[str, Any]) -> str:
+    return str(out.get("content") or content_hash(out, checksum_of(manifest)))
