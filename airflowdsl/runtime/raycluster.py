@@ -65,7 +65,7 @@ class RayCluster:
                 opts["logging_level"] = logging.ERROR
             if os.environ.get("RAY_ADDRESS"):
                 ray.init(address=os.environ["RAY_ADDRESS"], **opts)
-            elif warmray.enabled() and (head := warmray.read_head()) and head.get("ready"):
+            elif warmray.enabled() and (head := warmray.usable_head()) is not None:
                 warmray.use_head(head)  # ``airflowdsl ray up``: no Ray start per run
                 ray.init(address=head["address"], **opts)
                 # at exit, disconnect before Ray's own exit hook, which first sleeps 0.5 s

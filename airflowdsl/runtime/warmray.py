@@ -17,6 +17,12 @@ process is a new job: without help each such run waits for a new worker (~1 s). 
 supervisor keeps a few *unassigned* idle workers that the next run's job leases at
 once, with numpy and the step task's modules already imported
 (``runtime.spareworkers``; ``AIRFLOWDSL_RAY_SPARE_WORKERS=0`` turns it off).
+
+Those workers import airflowdsl's own modules when they start, so the head records which
+airflowdsl code it started with (``code_id``): a run whose installed airflowdsl differs
+(an upgrade, an edit of an editable install) does not use the head -- its steps could run
+in a worker holding the old step-task code -- but starts its own Ray and says why
+(``usable_head``); ``airflowdsl ray down && airflowdsl ray up`` starts a current head.
 """
 
 from __future__ import annotations
@@ -44,6 +50,43 @@ STOP_TIMEOUT_S = 30.0
 
 def state_dir() -> Path:
     return Path(os.environ.get("AIRFLOWDSL_RAY_DIR") or Path.home() / ".airflowdsl" / "ray")
+
+
+def code_id(root: Path | None = None) -> str:
+    """Which airflowdsl code is installed: a hash of the name, size and modification time
+    of every ``.py`` file of the package under ``root`` (default: this package; ~1 ms)."""
+    import hashlib
+
+    base = root or Path(__file__).resolve().parents[1]
+    h = hashlib.blake2b(digest_size=12)
+    for dirpath, dirnames, filenames in sorted(os.walk(base)):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in sorted(f for f in filenames if f.endswith(".py")):
+            st = os.stat(os.path.join(dirpath, name))
+            rel = os.path.relpath(os.path.join(dirpath, name), base)
+            h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+_TOLD: list[str] = []
+
+
+def usable_head() -> dict[str, Any] | None:
+    """The running warm head when it is ready and runs the airflowdsl code installed here;
+    else None (a head started before that code changed: said once per process, on
+    stderr, with how to restart it)."""
+    head = read_head()
+    if head is None or not head.get("ready"):
+        return None
+    if head.get("code") != code_id():
+        if not _TOLD:
+            _TOLD.append(str(head.get("address")))
+            print(f"airflowdsl: the warm Ray head at {head.get('address')} was started with "
+                  "other airflowdsl code than is installed now (upgraded or edited since), so "
+                  "this run starts its own Ray; restart the head to use it again: "
+                  "`airflowdsl ray down && airflowdsl ray up`", file=sys.stderr, flush=True)
+        return None
+    return head
 
 
 def enabled() -> bool:
@@ -221,7 +264,7 @@ def supervise(num_cpus: int | None, idle_timeout: float) -> None:
     head = {"pid": os.getpid(), "pgid": os.getpgid(0), "address": f"127.0.0.1:{port}",
             "raylet": f"127.0.0.1:{raylet_port}", "temp_dir": temp,
             "started": started, "idle_timeout": idle_timeout, "num_cpus": num_cpus,
-            "ready": False}
+            "ready": False, "code": code_id()}
 
     def publish() -> None:
         atomic_write_bytes(d / "head.json", json.dumps(head).encode())
