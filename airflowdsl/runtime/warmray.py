@@ -18,10 +18,10 @@ supervisor keeps a few *unassigned* idle workers that the next run's job leases 
 once, with numpy and the step task's modules already imported
 (``runtime.spareworkers``; ``AIRFLOWDSL_RAY_SPARE_WORKERS=0`` turns it off).
 
-Those workers import airflowdsl's own modules when they start, so the head records which
-airflowdsl code it started with (``code_id``): a run whose installed airflowdsl differs
-(an upgrade, an edit of an editable install) does not use the head -- its steps could run
-in a worker holding the old step-task code -- but starts its own Ray and says why
+Those workers import airflowdsl's own modules (and numpy, pyarrow) when they start, so
+the head records which code it started with (``code_id``): a run whose installed copy
+differs (an upgrade, an edit of an editable install) does not use the head -- its steps
+could run in a worker holding the old code -- but starts its own Ray and says why
 (``usable_head``); ``airflowdsl ray down && airflowdsl ray up`` starts a current head.
 """
 
@@ -52,19 +52,33 @@ def state_dir() -> Path:
     return Path(os.environ.get("AIRFLOWDSL_RAY_DIR") or Path.home() / ".airflowdsl" / "ray")
 
 
+#: Libraries the head's spare workers import when they start (``spareworkers.preload``)
+#: whose installed copy is part of ``code_id``.
+PRELOADED = ("numpy", "pyarrow")
+
+
 def code_id(root: Path | None = None) -> str:
-    """Which airflowdsl code is installed: a hash of the name, size and modification time
-    of every ``.py`` file of the package under ``root`` (default: this package; ~1 ms)."""
+    """Which code a spare worker would hold: a hash of the name, size and modification
+    time of every ``.py`` file of the airflowdsl package under ``root`` (default: this
+    package), and of the ``__init__.py`` of each library in ``PRELOADED`` (found, not
+    imported). ~1.5 ms."""
     import hashlib
+    import importlib.util
 
     base = root or Path(__file__).resolve().parents[1]
     h = hashlib.blake2b(digest_size=12)
+    files = []
     for dirpath, dirnames, filenames in sorted(os.walk(base)):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-        for name in sorted(f for f in filenames if f.endswith(".py")):
-            st = os.stat(os.path.join(dirpath, name))
-            rel = os.path.relpath(os.path.join(dirpath, name), base)
-            h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        files += [os.path.join(dirpath, f) for f in sorted(filenames) if f.endswith(".py")]
+    if root is None:
+        for lib in PRELOADED:
+            spec = importlib.util.find_spec(lib)
+            if spec is not None and spec.origin:
+                files.append(spec.origin)
+    for path in files:
+        st = os.stat(path)
+        h.update(f"{os.path.relpath(path, base)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 
@@ -82,7 +96,8 @@ def usable_head() -> dict[str, Any] | None:
         if not _TOLD:
             _TOLD.append(str(head.get("address")))
             print(f"airflowdsl: the warm Ray head at {head.get('address')} was started with "
-                  "other airflowdsl code than is installed now (upgraded or edited since), so "
+                  "other airflowdsl (or numpy, pyarrow) code than is installed now (upgraded "
+                  "or edited since), so "
                   "this run starts its own Ray; restart the head to use it again: "
                   "`airflowdsl ray down && airflowdsl ray up`", file=sys.stderr, flush=True)
         return None

@@ -41,5 +41,5 @@ def test_a_head_with_other_code_is_refused_once_with_the_restart_command(
     _head(tmp_path / "ray", "0" * 24)
     assert warmray.usable_head() is None and warmray.usable_head() is None
     err = capsys.readouterr().err
-    assert err.count("was started with other airflowdsl code") == 1
+    assert err.count("was started with other airflowdsl") == 1
     assert "airflowdsl ray down && airflowdsl ray up" in err
