@@ -43,3 +43,24 @@ def test_a_head_with_other_code_is_refused_once_with_the_restart_command(
     err = capsys.readouterr().err
     assert err.count("was started with other airflowdsl") == 1
     assert "airflowdsl ray down && airflowdsl ray up" in err
+
+
+def test_ray_status_says_a_head_with_other_code_is_not_used(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from airflowdsl.cli import app
+
+    monkeypatch.setenv("AIRFLOWDSL_RAY_DIR", str(tmp_path / "ray"))
+    _head(tmp_path / "ray", warmray.code_id())
+    with open(tmp_path / "ray" / "head.json") as fh:
+        head = json.load(fh)
+    head.update(started=0.0, idle_timeout=900.0)
+    (tmp_path / "ray" / "head.json").write_text(json.dumps(head))
+    ok = CliRunner().invoke(app, ["ray", "status"])
+    assert ok.exit_code == 0 and "runs do not use it" not in ok.output
+    head["code"] = "0" * 24
+    (tmp_path / "ray" / "head.json").write_text(json.dumps(head))
+    stale = CliRunner().invoke(app, ["ray", "status"])
+    assert stale.exit_code == 0 and "runs do not use it" in stale.output
+    assert "airflowdsl ray down && airflowdsl ray up" in stale.output
