@@ -64,7 +64,7 @@ def __getattr__(name: str) -> Any:
         from airflowdsl.errors import AirflowDSLError
 
         return AirflowDSLError
-    if name in __all__ and name != "__version__":
+    if name in __all__:  # (``__version__`` is a plain global: never asked for here)
         from airflowdsl import dsl
 
         value = getattr(dsl, name)

@@ -26,8 +26,8 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1) from None
         typer.echo(f"warm Ray head at {head['address']} (stops after "
                    f"{head['idle_timeout']:.0f} s without a run; `airflowdsl ray down`)")
-        if (stale := _stale(head)):
-            typer.echo(stale, err=True)
+        if why := warmray.other_code(head):
+            typer.echo(why, err=True)
 
     @ray_app.command("down")
     def down() -> None:
@@ -43,14 +43,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         typer.echo(f"warm Ray head at {head['address']}, up {time.time() - head['started']:.0f} s,"
                    f" idle timeout {head['idle_timeout']:.0f} s, state {warmray.state_dir()}")
-        if (stale := _stale(head)):
-            typer.echo(stale, err=True)
-
-    def _stale(head: dict[str, object]) -> str:
-        if head.get("code") == warmray.code_id():
-            return ""
-        return ("airflowdsl: this head was started with other airflowdsl (or numpy, pyarrow) "
-                "code than is installed now, so runs do not use it; restart it: "
-                "`airflowdsl ray down && airflowdsl ray up`")
+        if why := warmray.other_code(head):
+            typer.echo(why, err=True)
 
     app.add_typer(ray_app, name="ray")

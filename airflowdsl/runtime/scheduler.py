@@ -140,18 +140,17 @@ def _next_admitted(todo: list[str], deps: dict[str, list[str]], refs: dict[str, 
 
 def _pick(todo: list[str], plans: dict[str, StepPlan], deps: dict[str, list[str]],
           refs: dict[str, list[Any]], inflight: list[str], finished: set[str],
-          run_slots: int, admit: Admit | None = None, ready_slots: int | None = None
-          ) -> tuple[str | None, str | None]:
+          run_slots: int, admit: Admit | None = None) -> tuple[str | None, str | None]:
     """The next step to submit and the running step to queue it behind (or None).
 
     At most ``run_slots`` submitted steps may be ready to start and at most ``run_slots``
     wait on an unfinished step. Waiting steps start the moment what they wait on
     finishes, in Ray, without a round trip through the driver: a chain runs as fast as
     plain Ray tasks. A ready step finding every run slot taken waits behind the running
-    step with the fewest waiters (a lane), so a fan-out runs as ``run_slots`` chains.
-    ``ready_slots`` (default ``run_slots``) bounds the ready steps instead when Ray
-    bounds them itself (step slots, see ``run``). ``admit(name, inflight)`` is the
-    resource model's admission rule for steps that hold CPUs (``resources.admits``).
+    step with the fewest waiters (a lane), so a fan-out runs as ``run_slots`` chains
+    (used only where no step-slot group could be placed; with slots Ray bounds the steps
+    and ``_next_admitted`` submits them all). ``admit(name, inflight)`` is the resource
+    model's admission rule for steps that hold CPUs (``resources.admits``).
     """
     ready = [n for n in inflight if all(u in finished for u in deps[n])]
     waiting = len(inflight) - len(ready)
@@ -161,7 +160,7 @@ def _pick(todo: list[str], plans: dict[str, StepPlan], deps: dict[str, list[str]
         if admit is not None and not admit(name, inflight):
             continue
         is_ready = all(u in finished for u in deps[name])
-        if is_ready and len(ready) < (ready_slots or run_slots):
+        if is_ready and len(ready) < run_slots:
             return todo.pop(i), None
         if waiting >= run_slots:
             continue

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from airflowdsl.runtime.resources import ClusterView, Request, admits
-from airflowdsl.runtime.scheduler import _pick
+from airflowdsl.runtime.scheduler import _next_admitted, _pick
 
 
 def _plans(kinds: dict[str, str]) -> dict[str, Any]:
@@ -67,19 +67,21 @@ def test_cpu_holding_steps_wait_for_admission() -> None:
 
 
 def test_with_step_slots_ready_steps_are_left_to_ray() -> None:
-    """With step slots Ray bounds the ready steps: no lanes, only the in-flight limit
-    (here 5) and the bound on steps waiting on a running one."""
-    deps = {"s": [], **{f"x{i}": ["s"] for i in range(8)}}
-    plans = _plans({n: "step" for n in deps})
-    todo, refs, inflight, picked = [f"x{i}" for i in range(8)], {"s": [object()]}, [], []
-    while len(inflight) < 5:
-        name, gate = _pick(todo, plans, deps, refs, inflight, {"s"}, 2, ready_slots=5)
-        if name is None:
-            break
+    """With step slots Ray bounds the ready steps: every step goes at once, in order, no
+    lanes (``_next_admitted``, the path ``run`` takes then); a step holding CPUs still
+    waits until the resource model admits it."""
+    deps = {"s": [], **{f"x{i}": ["s"] for i in range(8)}, "cpu": ["s"]}
+    cpus = {n: 0.0 for n in deps} | {"x1": 1.0, "cpu": 1.0}
+    view = ClusterView({"CPU": 2.0}, ({"CPU": 2.0},))
+
+    def admit(name: str, inflight: Any) -> bool:
+        return admits(sum(cpus[n] for n in inflight), Request(cpus=cpus[name]), view)
+
+    todo, refs, inflight = [*deps][1:], {"s": [object()]}, []
+    while (name := _next_admitted(todo, deps, refs, admit, inflight)) is not None:
         refs[name] = [object()]
         inflight.append(name)
-        picked.append((name, gate))
-    assert picked == [(f"x{i}", None) for i in range(5)]
+    assert inflight == [f"x{i}" for i in range(8)] and todo == ["cpu"]
 
 
 def test_chain_cover_bounds_how_many_steps_can_run_at_once() -> None:

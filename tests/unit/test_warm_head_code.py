@@ -35,7 +35,7 @@ def _head(state: Path, code: str) -> None:
 def test_a_head_with_other_code_is_refused_once_with_the_restart_command(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("AIRFLOWDSL_RAY_DIR", str(tmp_path / "ray"))
-    monkeypatch.setattr(warmray, "_TOLD", [])
+    monkeypatch.setattr(warmray, "_TOLD", [False])
     _head(tmp_path / "ray", warmray.code_id())
     assert warmray.usable_head() is not None
     _head(tmp_path / "ray", "0" * 24)
