@@ -79,6 +79,18 @@ class StepFailed(AirflowDSLError):
         return f"step {self.step!r} failed: {self.error}"
 
 
+class GroupFailed(StepFailed):
+    """A step of a group of steps sharing one Ray task failed (``runtime.fusion``);
+    ``done`` maps the group's steps that finished to their packed summaries, so the
+    driver reports each step as it ended."""
+
+    def __init__(self, step: str, error: str, user_traceback: str,
+                 done: dict[str, bytes]) -> None:
+        super().__init__(step, error, user_traceback)
+        self.args = (step, error, user_traceback, done)  # pickled with ``done``
+        self.done = done
+
+
 class RunFailedError(AirflowDSLError, RuntimeError):
     """``Run.raise_for_status()`` on a run that did not succeed; ``.run_id`` names it."""
 

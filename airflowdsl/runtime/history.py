@@ -286,6 +286,16 @@ class History:
         """Names of the pipelines with recorded runs."""
         return [r[0] for r in self._conn.execute("SELECT DISTINCT pipeline FROM runs ORDER BY 1")]
 
+    def step_times(self, pipeline: str, *, runs: int = 5) -> dict[str, float]:
+        """How long each step of ``pipeline`` took the last time it ran (not from the
+        cache) in the latest ``runs`` runs: what ``runtime.fusion`` decides by."""
+        rows = self._conn.execute(
+            "SELECT s.name, s.duration_s FROM steps s JOIN (SELECT id, started FROM runs"
+            " WHERE pipeline = ? ORDER BY started DESC LIMIT ?) r ON r.id = s.run_id"
+            " WHERE s.status = 'succeeded' AND s.cached = 0 AND s.duration_s IS NOT NULL"
+            " ORDER BY r.started", (pipeline, runs))
+        return {name: float(d) for name, d in rows}  # the latest run's time wins
+
     def previous_components(self, pipeline: str, step: str, before: float
                             ) -> dict[str, Any] | None:
         """Key components of ``step`` in the latest run of ``pipeline`` started before

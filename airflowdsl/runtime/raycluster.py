@@ -130,26 +130,31 @@ class RayCluster:
 
     # --- step tasks -------------------------------------------------------------------
 
-    def step_task(self, spec: StepLike, n_returns: int, slots: Any = None) -> Any:
+    def step_task(self, spec: StepLike, n_returns: int, slots: Any = None, *,
+                  group: int = 0) -> Any:
         """The step's ``ray.remote`` task with its request and retries; a step that asks
-        for nothing runs in one of ``slots`` (``step_slots``) when given."""
+        for nothing runs in one of ``slots`` (``step_slots``) when given. ``group``: the
+        task of a group of that many steps starting with ``spec`` (``tasks.run_group``;
+        ``runtime.fusion``)."""
         import ray
 
-        from airflowdsl.runtime.tasks import run_step
+        from airflowdsl.runtime.tasks import run_group, run_step
 
         if self._remote_fn is None:
-            self._remote_fn = ray.remote(run_step)
+            self._remote_fn = (ray.remote(run_step), ray.remote(run_group))
         req = Request.of(spec)
         slotted = slots is not None and req.empty
         events = task_events()
         key = (req.cpus, req.gpus, req.memory, tuple(sorted(req.custom.items())),
-               spec.retries, n_returns, spec.name, slots.id if slotted else None, events)
+               spec.retries, n_returns, spec.name, slots.id if slotted else None, events,
+               group)
         task = self._task_options.get(key)
         if task is None:
             opts: dict[str, Any] = {"num_cpus": req.cpus, "num_returns": n_returns,
                                     "max_retries": spec.retries,
                                     "retry_exceptions": spec.retries > 0,
-                                    "name": f"airflowdsl:{spec.name}",
+                                    "name": f"airflowdsl:{spec.name}" + (
+                                        f"+{group - 1}" if group else ""),
                                     "enable_task_events": events}
             if req.gpus:
                 opts["num_gpus"] = req.gpus
@@ -163,7 +168,7 @@ class RayCluster:
                 opts["memory"] = SLOT_MEMORY
                 opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
                     slots, placement_group_capture_child_tasks=False)
-            task = self._task_options[key] = self._remote_fn.options(**opts)
+            task = self._task_options[key] = self._remote_fn[1 if group else 0].options(**opts)
         return task
 
 

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflowdsl.air.progress import StepContext
 from airflowdsl.errors import StalledError
-from airflowdsl.runtime import summaries, warmray
+from airflowdsl.runtime import fusion, summaries, warmray
 from airflowdsl.runtime.outputcheck import checkpoint_checks
 from airflowdsl.runtime.planner import StepPlan
 from airflowdsl.runtime.raycluster import RayCluster
 from airflowdsl.runtime.resources import Request
-from airflowdsl.runtime.tasks import Payload, StepFailed, Stored, dump_payload, pickle_fn
+from airflowdsl.runtime.tasks import Local, Payload, StepFailed, Stored, dump_payload, pickle_fn
 from airflowdsl.runtime.watchdog import Stall
 
 if TYPE_CHECKING:
@@ -91,10 +91,10 @@ def _args(plan: StepPlan, plans: dict[str, StepPlan], refs: dict[str, list[Any]]
     return tuple(args), values
 
 
-def _submit(name: str, plans: dict[str, StepPlan], refs: dict[str, list[Any]],
-            store: ArtifactStore | str | None, info: dict[str, Any], fns: dict[int, bytes],
-            gate: str | None, slots: Any, cluster: RayCluster,
-            context: StepContext | None) -> Any:
+def _prepare(name: str, plans: dict[str, StepPlan], refs: dict[str, list[Any]],
+             store: ArtifactStore | str | None, info: dict[str, Any], fns: dict[int, bytes],
+             gate: str | None, context: StepContext | None) -> tuple[bytes, list[Any]]:
+    """The step's pickled payload and its task's arguments after it."""
     plan = plans[name]
     args, values = _args(plan, plans, refs)
     ctl = plan.ctl() if store else None  # the task resolves pending inputs from summaries
@@ -106,9 +106,46 @@ def _submit(name: str, plans: dict[str, StepPlan], refs: dict[str, list[Any]],
                       plan.spec.multi_output, plan.n_outputs, store, plan.key.digest,
                       {**info, "step": name}, context, cache=ctl,
                       checks=checkpoint_checks(plan.spec.output_types))
+    return dump_payload(payload), values
+
+
+def _submit(name: str, plans: dict[str, StepPlan], refs: dict[str, list[Any]],
+            store: ArtifactStore | str | None, info: dict[str, Any], fns: dict[int, bytes],
+            gate: str | None, slots: Any, cluster: RayCluster,
+            context: StepContext | None) -> Any:
+    plan = plans[name]
+    blob, values = _prepare(name, plans, refs, store, info, fns, gate, context)
     task = cluster.step_task(plan.spec, plan.n_outputs + 1, slots)
-    refs[name] = list(task.remote(dump_payload(payload), *values))
+    refs[name] = list(task.remote(blob, *values))
     return refs[name][-1]
+
+
+def _submit_group(members: list[str], plans: dict[str, StepPlan], refs: dict[str, list[Any]],
+                  store: ArtifactStore | str | None, info: dict[str, Any],
+                  fns: dict[int, bytes], slots: Any, cluster: RayCluster,
+                  contexts: dict[str, StepContext]) -> None:
+    """Submit ``members`` (a group, ``runtime.fusion``) as one task; ``refs`` gets each
+    step's refs. Inputs from inside the group are wired as :class:`Local` returns."""
+    for j, m in enumerate(members):
+        refs[m] = [*(Local(j, i) for i in range(plans[m].n_outputs)), Local(j, -1)]
+    blobs: list[bytes] = []
+    wiring: list[tuple[Any, ...]] = []
+    values: list[Any] = []  # the group task's arguments from outside the group
+    for m in members:
+        blob, vals = _prepare(m, plans, refs, store, info, fns, None, contexts.get(m))
+        sources: list[Any] = []
+        for v in vals:
+            if not isinstance(v, Local):
+                values.append(v)
+                v = len(values) - 1
+            sources.append(v)
+        blobs.append(blob)
+        wiring.append(tuple(sources))
+    n_returns = sum(plans[m].n_outputs + 1 for m in members)
+    task = cluster.step_task(plans[members[0]].spec, n_returns, slots, group=len(members))
+    out = list(task.remote(tuple(members), tuple(blobs), tuple(wiring), *values))
+    for m in members:
+        refs[m], out = out[:plans[m].n_outputs + 1], out[plans[m].n_outputs + 1:]
 
 
 def chain_cover(todo: list[str], deps: dict[str, list[str]]) -> int:
@@ -173,14 +210,17 @@ def _pick(todo: list[str], plans: dict[str, StepPlan], deps: dict[str, list[str]
 
 def run(plans: dict[str, StepPlan], *, store: ArtifactStore | str | None, info: dict[str, Any], emit: Event,
         cluster: RayCluster, control: Control | None = None,
-        contexts: dict[str, StepContext] | None = None) -> dict[str, list[Any]]:
+        contexts: dict[str, StepContext] | None = None,
+        costs: Mapping[str, float] | None = None) -> dict[str, list[Any]]:
     """Submit the steps that must run (topological order; bounds from ``cluster.bounds``;
     CPU-holding steps only as the resource model admits them) and wait for them;
     ``emit(name, status, data)`` on each change (``progress`` carries ``{"text": ...}``).
     Steps that ask for nothing run in the step slots (``cluster.step_slots``) where more
     of them than slots could run at once, so Ray bounds them; if no group can be placed,
     ``_pick`` queues them in lanes. ``control`` brings Ctrl-C (``cancelled``), the stall
-    watchdog and progress. Returns the refs."""
+    watchdog and progress. ``costs``: each step's last recorded time, by which cheap
+    steps share a task (``runtime.fusion``; only where all steps go at once). Returns
+    the refs."""
     import ray
 
     from airflowdsl.runtime.resources import admits
@@ -199,9 +239,16 @@ def run(plans: dict[str, StepPlan], *, store: ArtifactStore | str | None, info: 
     narrow = chain_cover(todo, deps) <= run_slots
     slots = None if narrow else cluster.step_slots(run_slots)
     eager = narrow or slots is not None
+    groups: dict[str, list[str]] = {}  # first step -> the group's steps (runtime.fusion)
     if eager:  # else no group could be placed: ``_pick`` bounds the steps itself (lanes)
         limit = len(todo)
-    requests = {n: Request.of(plans[n].spec) for n in todo}
+        if costs:
+            cheap = fusion.fusable(plans, todo, costs, store)
+            groups = {g[0]: g for g in fusion.plan_groups(todo, deps, costs, cheap,
+                                                          bins=run_slots)}
+            later = {m for g in groups.values() for m in g[1:]}
+            todo = [n for n in todo if n not in later]  # a group goes with its first step
+    requests = {n: Request.of(plans[n].spec) for n in to_run}
     refs: dict[str, list[Any]] = {}
     pending: dict[Any, str] = {}
     live: set[str] = set()  # the names in ``pending``
@@ -245,15 +292,20 @@ def run(plans: dict[str, StepPlan], *, store: ArtifactStore | str | None, info: 
             if gate is not None:
                 deps[name] = [*deps[name], gate]
                 dependents.setdefault(gate, []).append(name)
-            ready = all(u in finished for u in deps[name])
             # Steps that ask for nothing go to the step slots when there are slots, ready
             # or not: Ray runs ``run_slots`` of them at once and queues the rest on the
             # same workers, starting each the moment its inputs are there.
-            pending[_submit(name, plans, refs, store, info, fns, gate, slots, cluster,
-                            (contexts or {}).get(name))] = name
-            live.add(name)
-            if ready:
-                start(name)
+            if name in groups:
+                _submit_group(groups[name], plans, refs, store, info, fns, slots, cluster,
+                              contexts or {})
+            else:
+                _submit(name, plans, refs, store, info, fns, gate, slots, cluster,
+                        (contexts or {}).get(name))
+            for n in groups.get(name, (name,)):
+                pending[refs[n][-1]] = n
+                live.add(n)
+                if all(u in finished for u in deps[n]):
+                    start(n)
         if control.cancelled:
             stop(list(pending.values()), "cancelled", {})
             for name in todo:
@@ -287,10 +339,13 @@ def run(plans: dict[str, StepPlan], *, store: ArtifactStore | str | None, info: 
                 summary = summaries.unpack(batch[i] if batch is not None else ray.get(ref))
             except Exception as exc:  # noqa: BLE001 - classified below
                 err = _cause(exc)
-                own = not isinstance(err, StepFailed) or err.step == name
-                emit(name, "failed" if own else "skipped", {"exception": err})
-                failed = True
-                continue
+                ended = getattr(err, "done", {}).get(name)  # it finished in a failed group
+                if ended is None:
+                    own = not isinstance(err, StepFailed) or err.step == name
+                    emit(name, "failed" if own else "skipped", {"exception": err})
+                    failed = True
+                    continue
+                summary = summaries.unpack(ended)
             finished.add(name)
             if summary.get("commit"):
                 beside[name] = (summary["commit"], summary["pid"], summary["manifest"])

@@ -24,7 +24,7 @@ from typing import Any
 
 from airflowdsl.air import progress, workerlog
 from airflowdsl.air.progress import StepContext
-from airflowdsl.errors import StepFailed
+from airflowdsl.errors import GroupFailed, StepFailed
 from airflowdsl.runtime import cutoff, serializers, summaries
 from airflowdsl.runtime.outputcheck import OutputCheck, wrong_output
 from airflowdsl.runtime.runlog import LogUpload
@@ -222,6 +222,72 @@ def run_step(blob: bytes, *values: Any) -> tuple[Any, ...]:
     finally:
         if log is not None and log.upload is not None:  # a spooled log: into the store
             log.upload(log.path)
+
+
+@dataclass(frozen=True)
+class Local:
+    """In a group's wiring: return ``index`` of the group's step ``member`` (-1: its
+    summary), passed inside the task instead of through Ray (``run_group``)."""
+
+    member: int
+    index: int
+
+
+def run_group(names: tuple[str, ...], blobs: tuple[bytes, ...],
+              wiring: tuple[tuple[Any, ...], ...], *values: Any) -> tuple[Any, ...]:
+    """Run a group's steps in order in this task (``runtime.fusion``); return every step's
+    ``(*outputs, summary)``, one after the other. ``wiring[j]`` gives step ``j``'s task
+    arguments: an index into ``values``, or a :class:`Local` return of an earlier step,
+    which it gets as it would through Ray (``_copy``: a copy, its arrays read-only). A step
+    whose upstream in the group failed is not run; the others run on; then the first
+    failure is raised as :class:`GroupFailed` with the summaries of those that finished."""
+    results: list[tuple[Any, ...] | None] = []
+    failure: StepFailed | None = None
+    done: dict[str, bytes] = {}
+    for name, blob, sources in zip(names, blobs, wiring, strict=True):
+        args = []
+        for src in sources:
+            if not isinstance(src, Local):
+                args.append(values[src])
+                continue
+            out = results[src.member]
+            if out is None:
+                break
+            args.append(out[src.index] if src.index == -1 else _copy(out[src.index]))
+        if len(args) < len(sources):  # an upstream in the group failed
+            results.append(None)
+            continue
+        try:
+            out = run_step(blob, *args)
+        except StepFailed as exc:
+            results.append(None)
+            failure = failure or exc
+            continue
+        except Exception as exc:  # noqa: BLE001 - a step's failure, reported as its own
+            results.append(None)
+            failure = failure or StepFailed(name, f"{type(exc).__name__}: {exc}",
+                                            user_traceback(exc, keep_all=True))
+            continue
+        results.append(out)
+        done[name] = out[-1]
+    if failure is not None:
+        raise GroupFailed(failure.step, failure.error, failure.user_traceback, done)
+    return tuple(v for out in results if out is not None for v in out)
+
+
+def _copy(value: Any) -> Any:
+    """``value`` as the next step would get it through Ray: pickled and read back, its
+    large buffers (numpy arrays) shared read-only instead of copied, as from Ray's object
+    store (cloudpickle where plain pickle cannot)."""
+    buffers: list[pickle.PickleBuffer] = []
+    try:
+        data = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    except Exception:  # noqa: BLE001 - lambdas, local classes: what Ray itself uses
+        import ray.cloudpickle as cp
+
+        buffers.clear()
+        data = cp.dumps(value, protocol=5, buffer_callback=buffers.append)
+    return pickle.loads(data, buffers=[memoryview(b).toreadonly() for b in buffers])
 
 
 def step_log(p: Payload) -> tuple[StepContext | None, workerlog.StepLog | None]:

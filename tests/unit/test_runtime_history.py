@@ -99,3 +99,21 @@ def test_step_reasons_are_kept_and_old_databases_migrate(tmp_path: Path) -> None
     assert recorded_reason(last[1]["fit"]) == f"served: {why}"
     assert recorded_reason(last[1]["src"]) == "ran: cache disabled for this step"
     assert h.last_reasons("other") is None
+
+
+def test_step_times_are_each_steps_latest_own_time_in_its_pipeline(tmp_path: Path) -> None:
+    h = History.for_root(str(tmp_path))
+    for i, (pipeline, steps) in enumerate([
+            ("p", [StepRun("a", status="succeeded", started=0.0, ended=0.5),
+                   StepRun("b", status="succeeded", started=0.0, ended=0.25)]),
+            ("p", [StepRun("a", status="succeeded", started=0.0, ended=0.125),
+                   StepRun("b", status="succeeded", cached=True, started=0.0, ended=9.0),
+                   StepRun("c", status="failed", started=0.0, ended=9.0)]),
+            ("q", [StepRun("a", status="succeeded", started=0.0, ended=7.0)])]):
+        rid = new_run_id()
+        h.start_run(rid, pipeline, {}, str(tmp_path), 100.0 + i)
+        h.record_steps(rid, [(s, None) for s in steps])
+    # a: the later run's; b: the run it really ran in (not the cached one); c failed
+    assert h.step_times("p") == {"a": 0.125, "b": 0.25}
+    assert h.step_times("q") == {"a": 7.0}
+    assert h.step_times("p", runs=1) == {"a": 0.125}

@@ -32,7 +32,7 @@ def test_step_task_options_carry_task_events(monkeypatch: pytest.MonkeyPatch,
     else:
         monkeypatch.setenv("AIRFLOWDSL_RAY_TASK_EVENTS", env)
     cluster = RayCluster()
-    cluster._remote_fn = _Remote()
+    cluster._remote_fn = (_Remote(), _Remote())
     opts = cluster.step_task(_spec(), 2)
     assert opts["enable_task_events"] is expected
     assert opts["name"] == "airflowdsl:train" and opts["num_returns"] == 2
@@ -40,9 +40,21 @@ def test_step_task_options_carry_task_events(monkeypatch: pytest.MonkeyPatch,
 
 def test_switching_task_events_makes_new_options(monkeypatch: pytest.MonkeyPatch) -> None:
     cluster = RayCluster()
-    cluster._remote_fn = remote = _Remote()
+    remote = _Remote()
+    cluster._remote_fn = (remote, _Remote())
     monkeypatch.delenv("AIRFLOWDSL_RAY_TASK_EVENTS", raising=False)
     assert cluster.step_task(_spec(), 2)["enable_task_events"] is True
     monkeypatch.setenv("AIRFLOWDSL_RAY_TASK_EVENTS", "0")
     assert cluster.step_task(_spec(), 2)["enable_task_events"] is False
     assert len(remote.seen) == 2
+
+
+def test_a_group_task_runs_the_group_function_under_its_first_steps_name() -> None:
+    cluster = RayCluster()
+    single, group = _Remote(), _Remote()
+    cluster._remote_fn = (single, group)
+    opts = cluster.step_task(_spec(), 9, group=3)
+    assert opts["name"] == "airflowdsl:train+2" and opts["num_returns"] == 9
+    assert group.seen == [opts] and single.seen == []
+    assert cluster.step_task(_spec(), 9)["name"] == "airflowdsl:train"
+    assert len(single.seen) == 1
