@@ -12,7 +12,11 @@ airflowdsl runs as users run it: ``run()`` with caching and persistence on. Arra
 - cached: the fully cached chain rerun in a new process (``run()`` time and wall)
 - edit: edit the chain's last step, rerun in a new process (wall)
 
-In-process rows alternate plain Ray and airflowdsl after one warm-up each; medians.
+In-process rows alternate plain Ray and airflowdsl after one warm-up each; medians
+(of three times as many repetitions for the 100 MB rows, bimodal on this VM). A forced
+rerun groups cheap steps into shared Ray tasks (``runtime.fusion``: they ran before,
+so their times are in the history); the chain and fan-out are also timed with that off
+(``AIRFLOWDSL_FUSE=0``: every step its own Ray task), the per-step cost of our task.
 The new-process rows run ``python peer_pipe.py`` (a generated module) with whatever Ray
 the default path finds: with ``--warm-ray`` after ``airflowdsl ray up`` (and ``down``
 at the end), without it as a new user's first runs would (a Ray start per process).
@@ -188,12 +192,17 @@ def in_process_rows(reps: int) -> list[tuple[str, str, str]]:
             x = r_inc.remote(x)
         return ray.get(x)[0]
 
-    def ours(pipe: Any, fresh: bool = False) -> Any:
+    def ours(pipe: Any, fresh: bool = False, grouped: bool = True) -> Any:
         def go() -> Any:
-            if fresh:  # the first run into a new store: every step writes its artifact
-                run = pipe.run(store=tempfile.mkdtemp(prefix="fresh-", dir=folder))
-            else:
-                run = pipe.run(force=True, store=store)
+            if not grouped:  # every step its own Ray task (runtime.fusion off)
+                os.environ["AIRFLOWDSL_FUSE"] = "0"
+            try:
+                if fresh:  # the first run into a new store: every step writes its artifact
+                    run = pipe.run(store=tempfile.mkdtemp(prefix="fresh-", dir=folder))
+                else:
+                    run = pipe.run(force=True, store=store)
+            finally:
+                os.environ.pop("AIRFLOWDSL_FUSE", None)
             assert run.status == "succeeded", run.error
             out = run.output
             return out[0] if hasattr(out, "__len__") else out
@@ -204,35 +213,42 @@ def in_process_rows(reps: int) -> list[tuple[str, str, str]]:
             shutil.rmtree(d, ignore_errors=True)
 
     rows = []
-    for label, fresh, per, n, pipe, ray_fn in [
-            ("50-step chain, warm (forced rerun), per step",
-             "50-step chain, first run into a fresh store, per step", True, N_CHAIN, mod.chain,
-             ray_chain),
-            ("50-way fan-out + join, warm, per step",
-             "50-way fan-out + join, first run into a fresh store, per step", True, N_FAN + 2,
-             mod.fanout, ray_fan),
-            ("5 steps passing a 100 MB array",
-             "5 steps passing a 100 MB array, first run into a fresh store", False, N_BIG,
-             mod.big, ray_big)]:
-        contenders = (ray_fn, ours(pipe), ours(pipe, fresh=True))
+    for labels, per, n, pipe, ray_fn, n_reps in [
+            (("50-step chain, warm (forced rerun), per step",
+              "50-step chain, first run into a fresh store, per step",
+              "50-step chain, warm, every step its own Ray task (AIRFLOWDSL_FUSE=0), per step"),
+             True, N_CHAIN, mod.chain, ray_chain, reps),
+            (("50-way fan-out + join, warm, per step",
+              "50-way fan-out + join, first run into a fresh store, per step",
+              "50-way fan-out + join, warm, every step its own Ray task (AIRFLOWDSL_FUSE=0), "
+              "per step"), True, N_FAN + 2, mod.fanout, ray_fan, reps),
+            # bimodal on this VM on both sides (a third of runs ~2x slower: the host's
+            # memory behaviour), so three times the repetitions for a stable median
+            (("5 steps passing a 100 MB array",
+              "5 steps passing a 100 MB array, first run into a fresh store"),
+             False, N_BIG, mod.big, ray_big, 3 * reps)]:
+        contenders = (ray_fn, ours(pipe), ours(pipe, fresh=True),
+                      *((ours(pipe, grouped=False),) if len(labels) > 2 else ()))
         for fn in contenders:  # warm-up: workers, imports, function exports, the store
             fn()
         clean_fresh()
-        times: list[list[float]] = [[], [], []]
-        for _ in range(reps):
+        times: list[list[float]] = [[] for _ in contenders]
+        for _ in range(n_reps):
             for i, fn in enumerate(contenders):
                 t = time.perf_counter()
                 fn()
                 times[i].append(time.perf_counter() - t)
             clean_fresh()
         med = [statistics.median(t) for t in times]
-        for row, m in ((label, med[1]), (fresh, med[2])):
+        for k, (row, m) in enumerate(zip(labels, med[1:], strict=True), start=1):
             ratio = m / med[0]
             if per:
                 rows.append((row, f"{med[0] / n * 1e3:.2f} ms",
                              f"{m / n * 1e3:.2f} ms ({ratio:.2f}x Ray)"))
             else:
-                rows.append((row, f"{med[0]:.2f} s", f"{m:.2f} s ({ratio:.2f}x Ray)"))
+                rows.append((row, f"{med[0]:.2f} s", f"{m:.2f} s ({ratio:.2f}x Ray; "
+                             f"fastest {min(times[0]):.2f} s vs "
+                             f"{min(times[k]):.2f} s)"))
             print(rows[-1], flush=True)
     return rows
 

@@ -5,7 +5,10 @@ modes alternating, medians reported. airflowdsl runs with caching and
 persistence off (``compiled.run(persist=False)``) and, separately, as users run it,
 with persistence on: a forced rerun (``force=True``: every step runs; an artifact whose
 bytes are already committed under its key is not written again) and the first run
-into a fresh store (every artifact written); all ratios to plain Ray are printed.
+into a fresh store (every artifact written); all ratios to plain Ray are printed. A
+forced rerun groups the trivial steps into shared Ray tasks (``runtime.fusion``: they
+ran before, so the history has their times); ``airflowdsl+1task`` is the same rerun with
+``AIRFLOWDSL_FUSE=0``, every step its own Ray task.
 Plain Ray tasks are bare ``@ray.remote`` tasks (1 CPU each, so Ray runs 2 at once on 2 CPUs); airflowdsl step tasks hold no CPU and its scheduler starts at
 most max(2, CPUs) ready steps at once -- the same concurrency. (Bare zero-CPU
 tasks are no fair baseline: Ray starts a worker process per concurrent one, and
@@ -76,6 +79,7 @@ def modes(n: int, store: str) -> dict[str, dict[str, Callable[[], Any]]]:
             "ray": lambda: ray.get(_chain_ray(n)),
             "airflowdsl": lambda: chain.run(persist=False, store=store).output,
             "airflowdsl+persist": lambda: chain.run(force=True, store=store).output,
+            "airflowdsl+1task": lambda: _one_task_per_step(chain, store),
             "airflowdsl+fresh": lambda: chain.run(store=tempfile.mkdtemp(dir=store)).output,
         },
         "fanout": {
@@ -83,9 +87,19 @@ def modes(n: int, store: str) -> dict[str, dict[str, Callable[[], Any]]]:
             "ray": lambda: ray.get(_fanout_ray(n)),
             "airflowdsl": lambda: fanout.run(persist=False, store=store).output,
             "airflowdsl+persist": lambda: fanout.run(force=True, store=store).output,
+            "airflowdsl+1task": lambda: _one_task_per_step(fanout, store),
             "airflowdsl+fresh": lambda: fanout.run(store=tempfile.mkdtemp(dir=store)).output,
         },
     }
+
+
+def _one_task_per_step(pipe: Any, store: str) -> Any:
+    """A forced rerun with grouping off (``AIRFLOWDSL_FUSE=0``): every step its own task."""
+    os.environ["AIRFLOWDSL_FUSE"] = "0"
+    try:
+        return pipe.run(force=True, store=store).output
+    finally:
+        os.environ.pop("AIRFLOWDSL_FUSE", None)
 
 
 def _chain_fn(n: int) -> int:
@@ -133,6 +147,7 @@ def main() -> None:
             print(f"  {m:20s} total {med[m] * 1e3:8.1f} ms   per-step overhead {per[m]:6.2f} ms")
         print(f"  airflowdsl / ray per-step overhead: persist off {per['airflowdsl'] / per['ray']:.2f}x,"
               f" default (persist on) {per['airflowdsl+persist'] / per['ray']:.2f}x,"
+              f" every step its own task {per['airflowdsl+1task'] / per['ray']:.2f}x,"
               f" first run into a fresh store {per['airflowdsl+fresh'] / per['ray']:.2f}x;"
               f" persistence adds {per['airflowdsl+persist'] - per['airflowdsl']:.2f} ms/step"
               f" ({per['airflowdsl+fresh'] - per['airflowdsl']:.2f} ms writing every artifact)")
