@@ -149,7 +149,7 @@ def main() -> None:
               f" default (persist on) {per['airflowdsl+persist'] / per['ray']:.2f}x,"
               f" every step its own task {per['airflowdsl+1task'] / per['ray']:.2f}x,"
               f" first run into a fresh store {per['airflowdsl+fresh'] / per['ray']:.2f}x;"
-              f" persistence adds {per['airflowdsl+persist'] - per['airflowdsl']:.2f} ms/step"
+              f" persistence adds {per['airflowdsl+1task'] - per['airflowdsl']:.2f} ms/step"
               f" ({per['airflowdsl+fresh'] - per['airflowdsl']:.2f} ms writing every artifact)")
         sys.stdout.flush()
 
