@@ -4,6 +4,9 @@ outputs, logs, failures, early cutoff and copies as steps in tasks of their own.
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +98,19 @@ def difference(a: np.ndarray, b: np.ndarray) -> float:
 def two_outputs() -> Any:
     low, high = split(first())
     return difference(low, high)
+
+
+@af.step
+def sleepy(x: np.ndarray, hang_if: str = "") -> np.ndarray:
+    if hang_if and Path(hang_if).exists():
+        print("sleepy is hanging", flush=True)
+        time.sleep(300)
+    return x * 3.0
+
+
+@af.pipeline
+def hanging(hang_if: str = "", n: int = 100) -> Any:
+    return sleepy(bump(first(n=n)), hang_if=hang_if)
 
 
 @pytest.fixture
@@ -211,3 +227,36 @@ def test_a_step_with_two_outputs_feeds_its_group_by_position(
     assert run.output == float(np.arange(50, 100).sum() - np.arange(50).sum())
     low, high = run.load("split")
     assert np.array_equal(low, np.arange(50)) and np.array_equal(high, np.arange(50, 100))
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_stops_a_group_and_the_next_run_resumes_from_what_it_stored(
+        tmp_path: Path, groups: list[tuple[str, int]]) -> None:
+    store, flag = str(tmp_path / "store"), tmp_path / "hang"
+    _record_times(hanging, store, hang_if=str(flag))
+    flag.touch()
+    groups.clear()
+
+    def interrupt() -> None:  # Ctrl-C once the group's last step hangs
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            logs = list(Path(store, "runs").glob("*/logs/sleepy.log"))
+            if any("sleepy is hanging" in log.read_text() for log in logs):
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=interrupt, daemon=True)
+    watcher.start()
+    started = time.monotonic()
+    run = hanging.run(store=store, hang_if=str(flag), n=101)  # new keys: all three run
+    watcher.join(timeout=5)
+    assert groups == [("first", 3)]
+    assert run.status == "cancelled" and time.monotonic() - started < 60
+    assert {s.status for s in run.steps.values()} == {"cancelled"}  # heard of none of them
+    flag.unlink()
+    resumed = hanging.run(store=store, hang_if=str(flag), n=101)
+    assert resumed.status == "succeeded", resumed.error
+    # what the group finished before Ctrl-C was stored and is taken from the cache
+    assert resumed.executed_steps == ["sleepy"]
+    assert np.array_equal(resumed.output, (np.arange(101) + 1.0) * 3.0)
