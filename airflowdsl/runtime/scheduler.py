@@ -3,8 +3,9 @@
 Steps are submitted in topological order, all at once unless no step-slot group could
 be placed (then ahead boundedly, see ``_pick``): their inputs are the object refs of
 upstream tasks (Ray starts a step when they are ready) or stored artifacts (loaded
-inside the task). When a step fails, nothing more is submitted, the submitted steps
-still waiting on an unfinished upstream are cancelled before they start, and steps
+inside the task). Cheap steps that ran before share a task (``runtime.fusion``): a group
+goes with its first step. When a step fails, nothing more is submitted, the submitted
+steps still waiting on an unfinished upstream are cancelled before they start, and steps
 already running finish and are stored.
 """
 
