@@ -278,15 +278,18 @@ def run_group(names: tuple[str, ...], blobs: tuple[bytes, ...],
 def _copy(value: Any) -> Any:
     """``value`` as the next step would get it through Ray: pickled and read back, its
     large buffers (numpy arrays) shared read-only instead of copied, as from Ray's object
-    store (cloudpickle where plain pickle cannot)."""
-    buffers: list[pickle.PickleBuffer] = []
+    store (cloudpickle, what Ray itself uses, where plain pickle cannot)."""
     try:
-        data = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
-    except Exception:  # noqa: BLE001 - lambdas, local classes: what Ray itself uses
+        return _round_trip(pickle, value)
+    except Exception:  # noqa: BLE001 - lambdas, classes of modules shipped by value
         import ray.cloudpickle as cp
 
-        buffers.clear()
-        data = cp.dumps(value, protocol=5, buffer_callback=buffers.append)
+        return _round_trip(cp, value)
+
+
+def _round_trip(pickler: Any, value: Any) -> Any:
+    buffers: list[pickle.PickleBuffer] = []
+    data = pickler.dumps(value, protocol=5, buffer_callback=buffers.append)
     return pickle.loads(data, buffers=[memoryview(b).toreadonly() for b in buffers])
 
 

@@ -110,3 +110,21 @@ def test_only_cheap_steps_asking_for_nothing_without_retries_on_a_local_store_ma
     assert fusable(plans, list(plans), costs, None) == set()
     monkeypatch.setenv("AIRFLOWDSL_FUSE", "0")
     assert not fusion.enabled() and fusable(plans, list(plans), costs, local) == set()
+
+
+def test_a_step_in_a_group_gets_its_input_as_ray_would_hand_it() -> None:
+    import numpy as np
+
+    from airflowdsl.runtime.tasks import _copy
+
+    class Local:  # a class pickle cannot find by name: cloudpickle, as in Ray
+        def __init__(self) -> None:
+            self.items = ["a"]
+
+    value = {"x": np.arange(4.0), "items": ["a"], "fn": lambda v: v + 1, "obj": Local()}
+    got = _copy(value)
+    assert not got["x"].flags.writeable and np.array_equal(got["x"], value["x"])
+    got["items"].append("b")
+    got["obj"].items.append("b")
+    assert value["items"] == ["a"] and value["obj"].items == ["a"]  # the step's own copy
+    assert got["fn"](1) == 2
