@@ -113,6 +113,17 @@ def hanging(hang_if: str = "", n: int = 100) -> Any:
     return sleepy(bump(first(n=n)), hang_if=hang_if)
 
 
+def _armed(pipe: Any, tmp_path: Path, seen: list[tuple[str, int]], param: str
+           ) -> tuple[str, Path]:
+    """A store with ``pipe``'s step times recorded while the file ``param`` names was
+    absent, then that file created (the step it arms fails or hangs); the spy cleared."""
+    store, flag = str(tmp_path / "store"), tmp_path / param
+    _record_times(pipe, store, **{param: str(flag)})
+    flag.touch()
+    seen.clear()
+    return store, flag
+
+
 @pytest.fixture
 def groups(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     """``(first step, steps)`` of every step task submitted (spying on the real one). The
@@ -168,10 +179,7 @@ def test_turned_off_every_step_has_its_own_task(tmp_path: Path, groups: list[tup
 
 def test_a_failure_in_a_group_reports_each_step_as_it_ended_and_resumes(
         tmp_path: Path, groups: list[tuple[str, int]]) -> None:
-    store, flag = str(tmp_path / "store"), tmp_path / "fail"
-    _record_times(fan, store, fail_if=str(flag))
-    flag.touch()
-    groups.clear()
+    store, flag = _armed(fan, tmp_path, groups, "fail_if")
     run = fan.run(store=store, fail_if=str(flag), shift=1)  # the halves re-run
     assert any(n > 1 for _, n in groups), groups  # the halves shared tasks
     assert run.status == "failed"
@@ -232,10 +240,7 @@ def test_a_step_with_two_outputs_feeds_its_group_by_position(
 @pytest.mark.timeout(120)
 def test_ctrl_c_stops_a_group_and_the_next_run_resumes_from_what_it_stored(
         tmp_path: Path, groups: list[tuple[str, int]]) -> None:
-    store, flag = str(tmp_path / "store"), tmp_path / "hang"
-    _record_times(hanging, store, hang_if=str(flag))
-    flag.touch()
-    groups.clear()
+    store, flag = _armed(hanging, tmp_path, groups, "hang_if")
 
     def interrupt() -> None:  # Ctrl-C once the group's last step hangs
         deadline = time.monotonic() + 60
