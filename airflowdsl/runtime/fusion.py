@@ -39,10 +39,16 @@ def enabled() -> bool:
     return os.environ.get("AIRFLOWDSL_FUSE", "1").strip().lower() not in ("0", "false", "no")
 
 
+def allowed(store: Any) -> bool:
+    """Whether a run persisting to ``store`` (None: persistence off) may group steps: on
+    (``enabled``), and a local store (a group's writes go beside its consumers)."""
+    return enabled() and store is not None and bool(getattr(store, "is_local", False))
+
+
 def fusable(plans: Mapping[str, Any], todo: list[str], costs: Mapping[str, float],
             store: Any) -> set[str]:
     """The steps of ``todo`` that may share a task (see the module docstring)."""
-    if not enabled() or store is None or not getattr(store, "is_local", False):
+    if not allowed(store):
         return set()
     out = set()
     for name in todo:
@@ -66,19 +72,21 @@ def plan_groups(todo: list[str], deps: Mapping[str, list[str]], costs: Mapping[s
             dependents[u] = dependents.get(u, 0) + 1
     units: dict[str, list[str]] = {}  # first step -> the chain it starts
     unit_of: dict[str, str] = {}
+    spent: dict[str, float] = {}  # first step -> its chain's recorded time
     for n in todo:
         if n not in fusable:
             continue
         ups = set(deps[n])
         up = next(iter(ups)) if len(ups) == 1 else None
-        if up is not None and up in unit_of and dependents.get(up) == 1 and \
-                units[unit_of[up]][-1] == up and _cost(units[unit_of[up]], costs) + \
-                costs[n] <= GROUP_S:
-            unit_of[n] = unit_of[up]
-            units[unit_of[n]].append(n)
+        # ``up`` feeds only ``n``, so it ends its chain: ``n`` extends it
+        head = unit_of.get(up) if up is not None and dependents[up] == 1 else None
+        if head is not None and spent[head] + costs[n] <= GROUP_S:
+            units[head].append(n)
         else:
-            unit_of[n] = n
-            units[n] = [n]
+            head = n
+            units[head], spent[head] = [n], 0.0
+        unit_of[n] = head
+        spent[head] += costs[n]
     by_upstreams: dict[frozenset[str], list[list[str]]] = {}
     for head, members in units.items():
         by_upstreams.setdefault(frozenset(deps[head]), []).append(members)

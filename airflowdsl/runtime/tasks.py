@@ -241,38 +241,40 @@ def run_group(names: tuple[str, ...], blobs: tuple[bytes, ...],
     which it gets as it would through Ray (``_copy``: a copy, its arrays read-only). A step
     whose upstream in the group failed is not run; the others run on; then the first
     failure is raised as :class:`GroupFailed` with the summaries of those that finished."""
-    results: list[tuple[Any, ...] | None] = []
+    results: list[tuple[Any, ...] | None] = []  # None: failed, or not run
     failure: StepFailed | None = None
-    done: dict[str, bytes] = {}
     for name, blob, sources in zip(names, blobs, wiring, strict=True):
-        args = []
-        for src in sources:
-            if not isinstance(src, Local):
-                args.append(values[src])
-                continue
-            out = results[src.member]
-            if out is None:
-                break
-            args.append(out[src.index] if src.index == -1 else _copy(out[src.index]))
-        if len(args) < len(sources):  # an upstream in the group failed
-            results.append(None)
-            continue
-        try:
-            out = run_step(blob, *args)
-        except StepFailed as exc:
-            results.append(None)
-            failure = failure or exc
-            continue
-        except Exception as exc:  # noqa: BLE001 - a step's failure, reported as its own
-            results.append(None)
-            failure = failure or StepFailed(name, f"{type(exc).__name__}: {exc}",
-                                            user_traceback(exc, keep_all=True))
-            continue
+        args = _member_args(sources, values, results)
+        out = None
+        if args is not None:  # else an upstream in the group failed: not run
+            try:
+                out = run_step(blob, *args)
+            except StepFailed as exc:
+                failure = failure or exc
+            except Exception as exc:  # noqa: BLE001 - a step's failure, reported as its own
+                failure = failure or StepFailed(name, f"{type(exc).__name__}: {exc}",
+                                                user_traceback(exc, keep_all=True))
         results.append(out)
-        done[name] = out[-1]
     if failure is not None:
+        done = {n: out[-1] for n, out in zip(names, results, strict=True) if out is not None}
         raise GroupFailed(failure.step, failure.error, failure.user_traceback, done)
     return tuple(v for out in results if out is not None for v in out)
+
+
+def _member_args(sources: tuple[Any, ...], values: tuple[Any, ...],
+                 results: list[tuple[Any, ...] | None]) -> list[Any] | None:
+    """A group step's task arguments (``run_group``); None when an upstream in the group
+    failed."""
+    args = []
+    for src in sources:
+        if not isinstance(src, Local):
+            args.append(values[src])
+            continue
+        out = results[src.member]
+        if out is None:
+            return None
+        args.append(out[src.index] if src.index == -1 else _copy(out[src.index]))
+    return args
 
 
 def _copy(value: Any) -> Any:
