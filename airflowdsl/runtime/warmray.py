@@ -46,6 +46,8 @@ IDLE_TIMEOUT_S = 900.0
 #: How long ``up`` waits for the head to accept connections, ``down`` for it to stop.
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
+#: How long the supervisor waits for Ray's command that makes its authentication token.
+TOKEN_TIMEOUT_S = 60.0
 
 
 def state_dir() -> Path:
@@ -180,23 +182,33 @@ def up(*, num_cpus: int | None = None, idle_timeout: float = IDLE_TIMEOUT_S) -> 
     d = state_dir()
     d.mkdir(parents=True, exist_ok=True)
     (d / "head.json").unlink(missing_ok=True)
+    failed = d / "start_failed"
+    failed.unlink(missing_ok=True)
     log = open(d / "supervisor.log", "ab")  # noqa: SIM115 - handed to the child
     cmd = [sys.executable, "-m", "airflowdsl.runtime.warmray", "--detach", "--idle-timeout",
            str(idle_timeout)] + (["--num-cpus", str(num_cpus)] if num_cpus else [])
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                             start_new_session=True, env={**os.environ, "AIRFLOWDSL_RAY_DIR": str(d)})
     log.close()
-    deadline = time.monotonic() + START_TIMEOUT_S
+    logs = f"(logs: {d / 'head.log'}, {d / 'supervisor.log'})"
+    deadline = time.monotonic() + START_TIMEOUT_S + TOKEN_TIMEOUT_S
+    seen = False  # the supervisor's head.json was there
     while time.monotonic() < deadline:
-        if (head := read_head()) is not None and head.get("ready"):
+        head = read_head()
+        if head is not None and head.get("ready"):
             return head
-        if proc.poll() not in (None, 0):  # 0: the launcher detached the supervisor
-            raise RuntimeError(f"the warm Ray head did not start (see {d / 'supervisor.log'})")
+        if failed.exists():  # the supervisor gave up and said why
+            raise RuntimeError(f"the warm Ray head did not start: "
+                               f"{failed.read_text(errors='replace')} {logs}")
+        if proc.poll() not in (None, 0) or (seen and head is None):  # 0: it detached
+            raise RuntimeError(f"the warm Ray head's supervisor exited before the head "
+                               f"was ready {logs}")
+        seen = seen or head is not None
         time.sleep(0.1)
     if (head := read_head()) is not None:
         _terminate(int(head["pid"]), int(head["pgid"]))
     raise RuntimeError(f"the warm Ray head did not accept connections within "
-                       f"{START_TIMEOUT_S:.0f} s (see {d / 'supervisor.log'})")
+                       f"{START_TIMEOUT_S + TOKEN_TIMEOUT_S:.0f} s {logs}")
 
 
 def down() -> bool:
@@ -260,6 +272,36 @@ def _started(log: Path) -> bool:
         return False
 
 
+def _ensure_token(env: dict[str, str]) -> str:
+    """Make Ray's authentication token (``~/.ray/auth_token``) when there is none:
+    ``ray start`` with token authentication refuses to start without one (``ray.init()``
+    makes it; a machine that never ran one has none). "" when there is one now, else why
+    not. Ray's own command; its output, the token, is not kept."""
+    cmd = [sys.executable, "-m", "ray.scripts.scripts", "get-auth-token", "--generate"]
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, env=env, timeout=TOKEN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return f"`ray get-auth-token --generate` did not finish within {TOKEN_TIMEOUT_S:.0f} s"
+    if proc.returncode:
+        lines = proc.stderr.decode(errors="replace").strip().splitlines()
+        return ("could not make Ray's authentication token (`ray get-auth-token --generate`"
+                f" exited with status {proc.returncode}): {' / '.join(lines[-3:])}")
+    return ""
+
+
+def _start_failed(d: Path, why: str) -> None:
+    """Tell ``up`` (waiting for the head) why the head did not start."""
+    atomic_write_bytes(d / "start_failed", why.encode())
+
+
+def _tail(log: Path, lines: int = 3) -> str:
+    try:
+        return " / ".join(log.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
 def supervise(num_cpus: int | None, idle_timeout: float) -> None:
     """The supervisor's body (``python -m airflowdsl.runtime.warmray``)."""
     d = state_dir()
@@ -270,12 +312,16 @@ def supervise(num_cpus: int | None, idle_timeout: float) -> None:
            "--disable-usage-stats", f"--temp-dir={temp}"] + \
         ([f"--num-cpus={num_cpus}"] if num_cpus else [])
     # Token authentication (Ray's default for a local head; the token is ~/.ray/auth_token,
-    # generated if missing): runs connect with ``RAY_AUTH_MODE=token`` (``use_head``).
+    # made by ``_ensure_token`` when missing): runs connect with ``RAY_AUTH_MODE=token``
+    # (``use_head``).
     env = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, "RAY_AUTH_MODE": "token"}
     keeper = spareworkers.Keeper(f"127.0.0.1:{raylet_port}",
                                  spareworkers.spare_workers(num_cpus), idle_timeout)
     env.update(keeper.worker_env(env))
     head_log = d / "head.log"
+    if why := _ensure_token(env):
+        _start_failed(d, why)
+        return
     with open(head_log, "wb") as out:
         child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
                                  stderr=subprocess.STDOUT, env=env)
@@ -309,6 +355,11 @@ def supervise(num_cpus: int | None, idle_timeout: float) -> None:
                     break
             time.sleep(0.5 if head["ready"] else 0.1)
     finally:
+        if not head["ready"]:  # before head.json goes: ``up`` reads this first
+            code = child.poll()
+            _start_failed(d, (f"`ray start` exited with status {code} before the head was "
+                              f"ready: {_tail(head_log)}") if code is not None else
+                          f"the head did not accept connections within {START_TIMEOUT_S:.0f} s")
         (d / "head.json").unlink(missing_ok=True)
         if child.poll() is None:
             child.terminate()  # ``ray start --block`` stops the head's processes on SIGTERM

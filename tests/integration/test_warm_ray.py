@@ -112,8 +112,37 @@ def test_runs_connect_to_the_warm_head_and_down_stops_everything(state: Path) ->
     assert not warmray.down()
 
 
+def _cli_up(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``airflowdsl ray up`` in a new process with ``home`` as its home folder."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    return subprocess.run([sys.executable, "-m", "airflowdsl.cli", "ray", "up", *args],
+                          env={**env, "HOME": str(home), "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=240)
+
+
 @pytest.mark.timeout(300)
-def test_idle_timeout_stops_the_head(state: Path) -> None:
-    head = warmray.up(num_cpus=1, idle_timeout=2)
-    assert _gone(head["pgid"], limit=60), f"left behind: {_group(head['pgid'])}"
+def test_idle_timeout_stops_the_head_started_on_a_machine_without_a_ray_token(
+        state: Path) -> None:
+    # a home that never ran Ray: no ~/.ray/auth_token, which `ray start` with token
+    # authentication refuses to start without (`ray.init()` would have made one)
+    home = state / "home"
+    home.mkdir()
+    proc = _cli_up(home, "--num-cpus", "1", "--idle-timeout", "2")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (home / ".ray" / "auth_token").is_file()
+    head = warmray.read_head()
+    if head is not None:  # else it was idle long enough already
+        assert _gone(head["pgid"], limit=60), f"left behind: {_group(head['pgid'])}"
+    assert warmray.read_head() is None
+
+
+@pytest.mark.timeout(120)
+def test_a_head_that_cannot_start_is_reported_at_once_with_the_reason(state: Path) -> None:
+    home = state / "not-a-folder"
+    home.write_text("")  # Ray cannot make ~/.ray/auth_token under it
+    t = time.monotonic()
+    proc = _cli_up(home)
+    assert proc.returncode != 0
+    assert time.monotonic() - t < 60  # not the start limit (90 s): the supervisor said why
+    assert "authentication token" in proc.stderr and "head.log" in proc.stderr, proc.stderr
     assert warmray.read_head() is None
