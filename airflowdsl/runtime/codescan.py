@@ -29,7 +29,9 @@ _GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME"})
 _MISSING = object()
 
 
-@lru_cache(maxsize=4096)
+_OWN = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))  # airflowdsl/
+
+
 def module_is_local(modname: str) -> bool:
     """True for the user's own modules (not stdlib, site-packages or airflowdsl)."""
     if modname in ("builtins", "airflowdsl") or modname.startswith("airflowdsl."):
@@ -38,18 +40,45 @@ def module_is_local(modname: str) -> bool:
         return True
     mod = sys.modules.get(modname)
     path = getattr(mod, "__file__", None) if mod is not None else None
-    if not path:
-        return False
+    return bool(path) and file_is_local(path)
+
+
+@lru_cache(maxsize=4096)
+def file_is_local(path: str) -> bool:
+    """True for a source file of the user's own (not stdlib, site-packages or airflowdsl),
+    and for code without a file (``<string>``: ``exec``, ``python -c``, a notebook cell)."""
+    if path.startswith("<"):
+        return True
     real = os.path.realpath(path)
-    return not (real.startswith(_LIB_PREFIXES) or "site-packages" in real or "dist-packages" in real)
+    return not (real.startswith(_LIB_PREFIXES) or "site-packages" in real
+                or "dist-packages" in real or real.startswith(_OWN + os.sep))
 
 
 def is_project_local(obj: Any) -> bool:
-    """True for functions/classes/modules defined in the user's own code."""
+    """True for functions/classes/modules defined in the user's own code. A function or
+    class whose module Python does not hold (``runpy.run_path``, ``exec`` into a plain
+    dict) is judged by the file its code came from: such code is usually the user's,
+    and calling it a library's would leave its edits out of the cache key."""
     if isinstance(obj, types.ModuleType):
         return module_is_local(obj.__name__)
     modname = getattr(obj, "__module__", None)
-    return isinstance(modname, str) and module_is_local(modname)
+    if isinstance(modname, str) and (modname in sys.modules or modname == "__main__"):
+        return module_is_local(modname)
+    path = _code_file(obj)
+    return path is not None and file_is_local(path)
+
+
+def _code_file(obj: Any) -> str | None:
+    """The file a function's code (or the first method's of a class) was compiled from."""
+    code = getattr(obj, "__code__", None)
+    if isinstance(code, types.CodeType):
+        return code.co_filename
+    if isinstance(obj, type):
+        for v in vars(obj).values():
+            v = getattr(v, "__func__", v)  # staticmethod, classmethod
+            if isinstance(code := getattr(v, "__code__", None), types.CodeType):
+                return code.co_filename
+    return None
 
 
 @dataclass(frozen=True)

@@ -220,7 +220,8 @@ class _Collector:
     def function(self, fn: types.FunctionType) -> None:
         label = _qualname(fn)
         self.fp.digests[label] = _source_digest(fn)
-        self.fp.modules.add(fn.__module__)
+        if isinstance(fn.__module__, str):  # None: ``exec`` into a dict without __name__
+            self.fp.modules.add(fn.__module__)
         if not matches_disk(fn):
             self.fp.stale.append(label)
         for ref in references(fn):

@@ -193,3 +193,47 @@ def test_edit_reruns_exactly(tmp_path: Path, edits: list[tuple[str, str, str]],
 
 def test_matrix_is_big_enough() -> None:
     assert len(CASES) >= 20
+
+
+RUNPY_PIPE = '''
+import airflowdsl as af
+
+def helper(x):
+    return x + {k}
+
+@af.step
+def one() -> int:
+    return 1
+
+@af.step
+def last(x: int) -> int:
+    return helper(x) * 2
+
+@af.pipeline
+def pipe():
+    return last(one())
+'''
+
+
+@pytest.mark.parametrize("how", ["runpy", "exec"])
+def test_an_edit_counts_when_python_holds_no_module_for_the_code(
+        tmp_path: Path, how: str) -> None:
+    # ``runpy.run_path`` removes its module from sys.modules when it returns, and ``exec``
+    # into a plain dict makes functions of no module: their code is the user's all the
+    # same, and an edit of it must run again (it was served from the cache, stale)
+    import runpy
+
+    st = ArtifactStore(str(tmp_path / "store"))
+    path = tmp_path / f"p_{uuid.uuid4().hex[:8]}.py"
+
+    def load(k: int) -> dict[str, object]:
+        path.write_text(RUNPY_PIPE.format(k=k))
+        if how == "runpy":
+            return runpy.run_path(str(path), run_name=path.stem)
+        ns: dict[str, object] = {}
+        exec(compile(path.read_text(), str(path), "exec"), ns)  # noqa: S102
+        return ns
+
+    assert run_inproc(load(1)["pipe"].compile(), st) == {"one": "computed", "last": "computed"}
+    assert run_inproc(load(1)["pipe"].compile(), st) == {"one": "cached", "last": "cached"}
+    assert run_inproc(load(2)["pipe"].compile(), st) == {"one": "cached", "last": "computed"}
