@@ -21,17 +21,51 @@ if TYPE_CHECKING:
 
 _CHUNK = 1 << 20
 
-#: The checksum new manifests use for file integrity (``manifest["checksum"]``): xxHash's
-#: XXH3-128, ~10x faster than SHA-256 here (100 MB: 5 ms vs 58 ms). It detects damage
-#: (truncation, bit flips, a replaced file), not an adversary who can write the store:
-#: the store is trusted storage, manifests are validated data. Manifests without the
-#: field were written with SHA-256 and still verify with it.
-CHECKSUM = "xxh3_128"
-CHECKSUMS = ("sha256", "xxh3_128")
+#: The checksum new manifests use for file integrity (``manifest["checksum"]``):
+#: ``xxh3_128t``, xxHash's XXH3-128 over fixed 8 MiB pieces (``Tree``), so that a large
+#: buffer in memory is summed on every core (100 MB: 6.5 ms on 2 cores vs 11.7 ms for one
+#: XXH3-128 pass, which runs at one core's memory bandwidth; SHA-256: ~10x slower). Up to
+#: 8 MiB it equals plain XXH3-128. It detects damage (truncation, bit flips, a replaced
+#: file), not an adversary who can write the store: the store is trusted storage,
+#: manifests are validated data. Manifests written with plain XXH3-128 (``xxh3_128``) or
+#: before the field existed (SHA-256) still verify with theirs.
+CHECKSUM = "xxh3_128t"
+CHECKSUMS = ("sha256", "xxh3_128", "xxh3_128t")
+
+#: The piece size of ``xxh3_128t``: part of its definition (never change it).
+PIECE = 8 << 20
+
+
+class Tree:
+    """``xxh3_128t``, fed in order (``update``/``hexdigest``): the XXH3-128 of each 8 MiB
+    piece of the input (the last one shorter), then the XXH3-128 of those digests put
+    end to end; input of one piece or less: its plain XXH3-128. ``digest_buffers`` gives
+    the same value summing the pieces of a large buffer in parallel."""
+
+    def __init__(self) -> None:
+        self.piece, self.fill, self.done = xxhash.xxh3_128(), 0, bytearray()
+
+    def update(self, data: Any) -> None:
+        view = memoryview(data).cast("B")
+        while len(view):
+            take = min(len(view), PIECE - self.fill)
+            self.piece.update(view[:take])
+            self.fill, view = self.fill + take, view[take:]
+            if self.fill == PIECE:
+                self.done += self.piece.digest()
+                self.piece, self.fill = xxhash.xxh3_128(), 0
+
+    def hexdigest(self) -> str:
+        pieces = bytes(self.done) + (self.piece.digest() if self.fill else b"")
+        if len(pieces) <= 16:  # one piece (or none): plain XXH3-128
+            return pieces.hex() if pieces else str(self.piece.hexdigest())
+        return str(xxhash.xxh3_128_hexdigest(pieces))
 
 
 def hasher(algo: str = CHECKSUM) -> Any:
     """A new hash object of checksum ``algo`` (``update``/``hexdigest``)."""
+    if algo == "xxh3_128t":
+        return Tree()
     if algo == "xxh3_128":
         return xxhash.xxh3_128()
     if algo == "sha256":
@@ -39,12 +73,44 @@ def hasher(algo: str = CHECKSUM) -> Any:
     raise ValueError(f"unknown checksum {algo!r}")
 
 
+_POOL: Any = None
+
+
 def digest_buffers(buffers: Iterable[Any], algo: str = CHECKSUM) -> str:
-    """The 32-hex-digit checksum of the concatenated ``buffers`` (bytes, memoryviews)."""
-    h = hasher(algo)
-    for b in buffers:
-        h.update(b)
-    return str(h.hexdigest()[:32])
+    """The 32-hex-digit checksum of the concatenated ``buffers`` (bytes, memoryviews).
+    ``xxh3_128t`` over more than two pieces sums them on a thread per core (XXH3 releases
+    the GIL): the value ``Tree`` gives, in a fraction of the time."""
+    views = [memoryview(b).cast("B") for b in buffers]
+    cores = os.cpu_count() or 1
+    if algo != "xxh3_128t" or cores < 2 or sum(len(v) for v in views) <= 2 * PIECE:
+        h = hasher(algo)
+        for v in views:
+            h.update(v)
+        return str(h.hexdigest()[:32])
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=min(cores, 8), thread_name_prefix="airflowdsl-sum")
+    pieces: list[list[memoryview]] = [[]]
+    fill = 0
+    for v in views:
+        while len(v):
+            take = min(len(v), PIECE - fill)
+            pieces[-1].append(v[:take])
+            fill, v = fill + take, v[take:]
+            if fill == PIECE:
+                pieces.append([])
+                fill = 0
+    digests = _POOL.map(_piece_digest, [p for p in pieces if p])
+    return str(xxhash.xxh3_128_hexdigest(b"".join(digests)))
+
+
+def _piece_digest(parts: list[memoryview]) -> bytes:
+    h = xxhash.xxh3_128()
+    for part in parts:
+        h.update(part)
+    return bytes(h.digest())
 
 
 def local_path(root: str) -> str | None:

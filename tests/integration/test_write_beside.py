@@ -43,7 +43,7 @@ def _check_all_stored(run: af.Run, store: Path) -> None:
     for name, step in run.steps.items():
         manifest = st.manifest(step.cache_key)
         assert manifest is not None, f"{name}: no manifest when the run returned"
-        assert manifest["checksum"] == "xxh3_128"
+        assert manifest["checksum"] == "xxh3_128t"
         assert st.verify(manifest) is None, name
 
 
