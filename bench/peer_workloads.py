@@ -12,7 +12,8 @@ airflowdsl runs as users run it: ``run()`` with caching and persistence on. Arra
 - cached: the fully cached chain rerun in a new process (``run()`` time and wall)
 - edit: edit the chain's last step, rerun in a new process (wall); plain Ray's side is
   the same chain as a script of Ray tasks run in a new process on the same Ray (the
-  warm head with ``--warm-ray``), all 50 tasks (it has no cache), alternated with ours
+  warm head with ``--warm-ray``), all 50 tasks (it has no cache), run as many times
+  after ours
 
 In-process rows alternate plain Ray and airflowdsl after one warm-up each; medians
 (of three times as many repetitions for the 100 MB rows, bimodal on this VM). A forced
@@ -166,12 +167,14 @@ def new_process_rows(reps: int, warm_ray: bool) -> list[tuple[str, str, str]]:
         new_process(ray_pipe, "0.0", *head)  # the same for plain Ray: a first run
         cached = [new_process(path, store) for _ in range(reps)]
         assert all(c[1]["ran"] == 0 for c in cached), cached
-        edits, ray_edits = [], []
-        for i in range(reps):  # alternated: both sides lease the warm head's spare workers
+        edits = []
+        for i in range(reps):
             path = write_pipe(folder, float(i + 1))
             edits.append(new_process(path, store))
             assert edits[-1][1]["ran"] == 1, edits[-1]
-            ray_edits.append(new_process(ray_pipe, str(float(i + 1)), *head))
+        # then plain Ray's reruns, one after another as ours ran (alternating would have
+        # each side's run lease the spare workers the other's just used up)
+        ray_edits = [new_process(ray_pipe, str(float(i + 1)), *head) for i in range(reps)]
     finally:
         if warm_ray:
             airflowdsl_cli("ray", "down")
