@@ -23,7 +23,8 @@ so their times are in the history); the chain and fan-out are also timed with th
 The new-process rows run ``python peer_pipe.py`` (a generated module) with whatever Ray
 the default path finds: with ``--warm-ray`` after ``airflowdsl ray up`` (and ``down``
 at the end), without it as a new user's first runs would (a Ray start per process).
-Hamilton / Kedro rows are left out unless installed (they are not, here).
+Hamilton runs the new-process rows too when installed (``bench/peer_hamilton.py``: the
+chain with Hamilton's cache; ``pip install sf-hamilton``); Kedro is not a contender here.
 
     python bench/peer_workloads.py [--reps 5] [--new-process-reps 3] [--warm-ray]
 """
@@ -42,6 +43,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import peer_hamilton
 
 ROOT = Path(__file__).resolve().parent.parent
 N_CHAIN, N_FAN, N_BIG, BIG = 50, 50, 5, 100 * 2**20 // 8
@@ -153,7 +156,7 @@ def airflowdsl_cli(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "airflowdsl.cli", *args], check=True, timeout=120)
 
 
-def new_process_rows(reps: int, warm_ray: bool) -> list[tuple[str, str, str]]:
+def new_process_rows(reps: int, warm_ray: bool) -> list[tuple[str, ...]]:
     folder = Path(tempfile.mkdtemp(prefix="af-peer-proc-"))
     store = str(folder / "store")
     ray_pipe = folder / "ray_pipe.py"
@@ -178,17 +181,19 @@ def new_process_rows(reps: int, warm_ray: bool) -> list[tuple[str, str, str]]:
     finally:
         if warm_ray:
             airflowdsl_cli("ray", "down")
+    ham = peer_hamilton.rows(folder, N_CHAIN, reps, new_process) if peer_hamilton.available() \
+        else {"cached": "not installed", "edit": "not installed"}
     c_pipe = statistics.median(c[1]["pipeline_s"] for c in cached)
     c_wall = statistics.median(c[0] for c in cached)
     e_wall = statistics.median(e[0] for e in edits)
     r_wall = statistics.median(e[0] for e in ray_edits)
     return [("fully cached rerun, new process, pipeline / wall", "-",
-             f"{c_pipe:.4f} s / {c_wall:.2f} s"),
+             f"{c_pipe:.4f} s / {c_wall:.2f} s", ham["cached"]),
             ("edit the last step, rerun in a new process, wall (plain Ray: the whole chain "
              "as a new-process script on the same Ray)",
              f"{r_wall:.2f} s ({', '.join(f'{e[0]:.2f}' for e in ray_edits)})",
              f"{e_wall:.2f} s ({e_wall / r_wall:.2f}x Ray; "
-             f"{', '.join(f'{e[0]:.2f}' for e in edits)})")]
+             f"{', '.join(f'{e[0]:.2f}' for e in edits)})", ham["edit"])]
 
 
 def _warm_head_address() -> str:
@@ -199,7 +204,7 @@ def _warm_head_address() -> str:
     return str(head["address"])
 
 
-def in_process_rows(reps: int) -> list[tuple[str, str, str]]:
+def in_process_rows(reps: int) -> list[tuple[str, ...]]:
     import numpy as np
     import ray
 
@@ -314,7 +319,7 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     load = os.getloadavg()[0]
-    rows: list[tuple[str, str, str]] = []
+    rows: list[tuple[str, ...]] = []
     if not args.skip_new_process:
         rows += new_process_rows(args.new_process_reps, args.warm_ray)
     if not args.skip_in_process:
@@ -325,9 +330,9 @@ def main() -> None:
         ray.shutdown()
     print(f"\nload average {load:.2f} -> {os.getloadavg()[0]:.2f}; medians of {args.reps} "
           f"(in process) / {args.new_process_reps} (new process)")
-    print("| workload | plain Ray | airflowdsl |\n|---|---|---|")
+    print("| workload | plain Ray | airflowdsl | Hamilton (new-process rows) |\n|---|---|---|---|")
     for r in rows:
-        print(f"| {r[0]} | {r[1]} | {r[2]} |")
+        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3] if len(r) > 3 else '-'} |")
 
 
 if __name__ == "__main__":
