@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         typer.echo(f"warm Ray head at {head['address']}, up {time.time() - head['started']:.0f} s,"
                    f" idle timeout {head['idle_timeout']:.0f} s, state {warmray.state_dir()}")
-        if why := warmray.other_code(head):
+        if why := warmray.unusable(head):
             typer.echo(why, err=True)
 
     app.add_typer(ray_app, name="ray")

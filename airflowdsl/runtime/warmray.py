@@ -95,17 +95,30 @@ def other_code(head: dict[str, Any]) -> str:
             "`airflowdsl ray down && airflowdsl ray up`")
 
 
+def unusable(head: dict[str, Any]) -> str:
+    """Why runs do not use ``head`` ("" when they do): other code (``other_code``), or its
+    GCS or raylet not answering -- connecting would wait out Ray's own retries (~14 min
+    for a dead GCS)."""
+    if why := other_code(head):
+        return why
+    if not _answers(head):
+        return (f"airflowdsl: the warm Ray head at {head.get('address')} does not answer "
+                "(stopped by `ray stop`?), so runs do not use it; restart it: "
+                "`airflowdsl ray down && airflowdsl ray up`")
+    return ""
+
+
 _TOLD = [False]
 
 
 def usable_head() -> dict[str, Any] | None:
-    """The running warm head when it is ready and runs the code installed here; else None
-    (a head with other code: ``other_code`` says why, once per process, on stderr; the run
-    starts its own Ray)."""
+    """The running warm head when it is ready, answers, and runs the code installed here;
+    else None (a head with other code or one whose GCS or raylet does not answer says
+    why, once per process, on stderr; the run starts its own Ray)."""
     head = read_head()
     if head is None or not head.get("ready"):
         return None
-    if why := other_code(head):
+    if why := unusable(head):
         if not _TOLD[0]:
             _TOLD[0] = True
             print(f"{why} (this run starts its own Ray)", file=sys.stderr, flush=True)
@@ -249,6 +262,12 @@ def _accepts(port: int) -> bool:
         return False
 
 
+def _answers(head: dict[str, Any]) -> bool:
+    """The head's GCS and raylet accept connections (a local connect: ~0.1 ms)."""
+    return all(_accepts(int(str(head.get(k, ":0")).rsplit(":", 1)[1]))
+               for k in ("address", "raylet"))
+
+
 def _idle_since(started: float) -> float | None:
     """When the head last had a client (None: a client is connected now)."""
     d = state_dir()
@@ -339,6 +358,7 @@ def supervise(num_cpus: int | None, idle_timeout: float) -> None:
 
     publish()
     deadline = time.monotonic() + START_TIMEOUT_S
+    misses = 0  # checks in a row that found the head's GCS or raylet not answering
     try:
         while not stop[0] and child.poll() is None:
             if not head["ready"]:
@@ -348,6 +368,12 @@ def supervise(num_cpus: int | None, idle_timeout: float) -> None:
                 elif time.monotonic() > deadline:
                     break
             else:
+                misses = 0 if _answers(head) else misses + 1
+                if misses >= 2:  # `ray stop` (which kills every Ray process) or a crash:
+                    # ``ray start --block`` counts a SIGTERM'd child as a clean exit and blocks on
+                    print("the warm Ray head's GCS or raylet stopped answering (`ray stop`?): "
+                          "stopping", flush=True)
+                    break
                 keeper.tick()
                 since = _idle_since(started)
                 if since is not None and time.time() - since > idle_timeout:

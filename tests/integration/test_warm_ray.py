@@ -146,3 +146,19 @@ def test_a_head_that_cannot_start_is_reported_at_once_with_the_reason(state: Pat
     assert time.monotonic() - t < 60  # not the start limit (90 s): the supervisor said why
     assert "authentication token" in proc.stderr and "head.log" in proc.stderr, proc.stderr
     assert warmray.read_head() is None
+
+
+@pytest.mark.timeout(300)
+def test_a_head_whose_gcs_dies_is_stopped_and_not_used(state: Path) -> None:
+    # `ray stop` kills every Ray process, the head's GCS and raylet among them, while
+    # ``ray start --block`` (a SIGTERM'd child is a clean exit to it) and the supervisor
+    # live on: runs must not connect to it (Ray retries a dead GCS for ~14 min)
+    head = warmray.up(num_cpus=1, idle_timeout=600)
+    gcs = [pid for pid in _group(head["pgid"])
+           if b"gcs_server" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert gcs, "no gcs_server in the head's process group"
+    for pid in gcs:
+        os.kill(pid, 9)
+    assert warmray.usable_head() is None  # does not answer: a run starts its own Ray
+    assert _gone(head["pgid"], limit=30), f"left behind: {_group(head['pgid'])}"
+    assert warmray.read_head() is None
