@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -108,7 +110,7 @@ class Claim:
                 or self.key.pending):
             return self
         digest = self.key.digest
-        self._lease = Lease(lock_path(self.store, digest))
+        self._lease = Lease(lock_path(self.store, digest), on_wait=_waiting(digest))
         self._lease.acquire()
         manifest = self.store.manifest(digest)
         if manifest is not None:
@@ -233,3 +235,18 @@ def claim(p: Any, values: tuple[Any, ...]) -> Claim:
     ctl: CacheCtl | None = getattr(p, "cache", None)
     ups = values[n_in:n_in + len(ctl.upstreams)] if ctl is not None else ()
     return Claim(ctl, tuple(ups), ArtifactStore.of(p.store) if p.store else None, p.key)
+
+
+def _waiting(digest: str) -> Callable[[float, dict[str, object] | None], None]:
+    """What a step says while it waits for another process computing its result (the
+    key's lease): in its live progress and its log, naming the holder."""
+
+    def note(waited: float, holder: dict[str, object] | None) -> None:
+        who = (f"pid {holder.get('pid')} on {holder.get('host')}" if holder else
+               "another process")
+        text = (f"waiting {waited:.0f} s for {who}, which computes this step's result "
+                f"(key {digest[:12]}); it is reused when stored")
+        progress.publish(text)
+        print(f"airflowdsl: {text}", file=sys.stderr, flush=True)
+
+    return note

@@ -16,16 +16,26 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 POLL_S = 0.05
 
+#: A wait for another holder is reported (``on_wait``) after this long, then every
+#: ``WAIT_REPEAT_S``. The wait itself is bounded by the holder: the kernel drops its lock
+#: when it dies, and its own step runs under the run's limits (stall watchdog, timeouts).
+WAIT_NOTE_S = 5.0
+WAIT_REPEAT_S = 60.0
+
 
 class Lease:
-    """``with Lease(path):`` holds the lock file at ``path`` (None: no locking)."""
+    """``with Lease(path):`` holds the lock file at ``path`` (None: no locking).
+    ``on_wait(waited_s, holder)`` hears of a wait for another holder (``WAIT_NOTE_S``)."""
 
-    def __init__(self, path: str | None, *, wait: bool = True) -> None:
-        self.path, self.wait = path, wait
+    def __init__(self, path: str | None, *, wait: bool = True,
+                 on_wait: Callable[[float, dict[str, object] | None], None] | None = None
+                 ) -> None:
+        self.path, self.wait, self.on_wait = path, wait, on_wait
         self.fd: int | None = None
         self.waited_s = 0.0
 
@@ -35,6 +45,7 @@ class Lease:
             return True
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         start = time.monotonic()
+        note_at = WAIT_NOTE_S
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -43,6 +54,9 @@ class Lease:
                 os.close(fd)
                 if not self.wait:
                     return False
+                if self.on_wait is not None and (waited := time.monotonic() - start) >= note_at:
+                    self.on_wait(waited, holder(self.path))
+                    note_at = waited + WAIT_REPEAT_S
                 time.sleep(POLL_S)
                 continue
             if _same_file(fd, self.path):

@@ -264,3 +264,28 @@ def test_four_processes_compute_each_step_once(tmp_path: Path) -> None:
     # every process planned to run src; three waited on its lease and reused the result
     assert sorted(r["src"] for r in results) == ["computed", "served", "served", "served"]
     assert sum(r["total"] == "computed" for r in results) == 1
+
+
+def test_a_wait_for_another_holder_is_reported_naming_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from airflowdsl.runtime import lease as lease_mod
+
+    monkeypatch.setattr(lease_mod, "WAIT_NOTE_S", 0.2)
+    monkeypatch.setattr(lease_mod, "WAIT_REPEAT_S", 0.3)
+    path = str(tmp_path / "locks" / "k.lock")
+    heard: list[tuple[float, dict[str, object] | None]] = []
+    held = lease_mod.Lease(path)
+    assert held.acquire()  # another open file description: flock blocks the second
+    waiter = lease_mod.Lease(path, on_wait=lambda s, who: heard.append((s, who)))
+    t = threading.Thread(target=waiter.acquire)
+    t.start()
+    time.sleep(0.9)
+    assert waiter.fd is None  # still waiting
+    held.release()
+    t.join(timeout=10)
+    assert waiter.fd is not None
+    waiter.release()
+    assert 2 <= len(heard) <= 3 and heard[0][0] >= 0.2
+    assert heard[0][1] is not None and heard[0][1]["pid"] == os.getpid()
