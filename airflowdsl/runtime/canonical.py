@@ -11,13 +11,18 @@ Functions and ``functools.partial`` are registered by ``runtime.fingerprint``
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import enum
+import fractions
 import hashlib
 import json
+import operator
 import pathlib
+import re
 import threading
+import types
 from decimal import Decimal
 from functools import singledispatch
 from typing import Any
@@ -102,22 +107,52 @@ def _bytes(value: bytes) -> bytes:
     return tagged("bytes", value)
 
 
+def _part(value: Any) -> bytes:
+    """An element of a container: its canonical form; one without (strict mode only: a
+    logger in a config dict) counts by its type name, so the rest still counts."""
+    try:
+        return canonical(value)
+    except _NotCanonical:
+        return tagged("object", _typename(type(value)).encode())
+
+
 @canonical.register(list)
 @canonical.register(tuple)
+@canonical.register(collections.deque)
 def _seq(value: Any) -> bytes:
-    return tagged(type(value).__name__, *(canonical(v) for v in value))
+    return tagged(type(value).__name__, *(_part(v) for v in value))
 
 
 @canonical.register(set)
 @canonical.register(frozenset)
 def _set(value: Any) -> bytes:
-    return tagged("set", *sorted(canonical(v) for v in value))
+    return tagged("set", *sorted(_part(v) for v in value))
 
 
 @canonical.register(dict)
-def _dict(value: dict[Any, Any]) -> bytes:
-    items = sorted((canonical(k), canonical(v)) for k, v in value.items())
+@canonical.register(types.MappingProxyType)
+def _dict(value: Any) -> bytes:
+    items = sorted((_part(k), _part(v)) for k, v in value.items())
     return tagged("dict", *(k + v for k, v in items))
+
+
+@canonical.register(complex)
+@canonical.register(range)
+@canonical.register(fractions.Fraction)
+@canonical.register(operator.itemgetter)
+@canonical.register(operator.attrgetter)
+def _by_repr(value: Any) -> bytes:
+    return tagged(_typename(type(value)), repr(value).encode())
+
+
+@canonical.register(bytearray)
+def _bytearray(value: bytearray) -> bytes:
+    return tagged("bytearray", bytes(value))
+
+
+@canonical.register(re.Pattern)
+def _pattern(value: re.Pattern[Any]) -> bytes:
+    return tagged("re", canonical(value.pattern), canonical(value.flags))
 
 
 @canonical.register(enum.Enum)
@@ -142,6 +177,9 @@ def _numpy(value: Any) -> bytes:
         return tagged("ndarray", str(arr.dtype).encode(), repr(arr.shape).encode(), arr.tobytes())
     if isinstance(value, np.generic):
         return tagged("np:" + str(value.dtype), value.tobytes())
+    if isinstance(value, np.ndarray):  # dtype=object: element by element
+        return tagged("ndarray-object", repr(value.shape).encode(),
+                      *(_part(v) for v in value.ravel(order="C")))
     return _pickled(value)
 
 

@@ -10,6 +10,7 @@ function, closure cells and default values count. An attribute name alone (``.fi
 from __future__ import annotations
 
 import dis
+import importlib.util
 import os
 import sys
 import sysconfig
@@ -96,7 +97,10 @@ def _resolve(root: Any, label: str, chain: tuple[str, ...]) -> Ref:
         if not (isinstance(obj, types.ModuleType) and is_project_local(obj)):
             break
         nxt = getattr(obj, attr, _MISSING)
-        if nxt is _MISSING:
+        if nxt is _MISSING:  # a submodule not imported yet (``import a.b`` in a function)?
+            src = unimported_source(f"{obj.__name__}.{attr}")
+            if src is not None:
+                return Ref(f"{label}.{attr}", src)
             break
         obj, label = nxt, f"{label}.{attr}"
     return Ref(label, obj)
@@ -114,7 +118,9 @@ def _loads(code: types.CodeType) -> tuple[tuple[str, str, tuple[str, ...]], ...]
 def _chains(code: types.CodeType) -> Iterator[tuple[str, str, list[str]]]:
     """(kind, name, attribute chain) for each global/import/local-module load in ``code``."""
     local_mods: dict[str, str] = {}
-    pending_import: str | None = None
+    pending_import: str | None = None  # relative imports keep their dots: ".helpers"
+    from_list: Any = None  # None: ``import a.b [as h]``; a tuple: ``from a import b``
+    last_from = ""
     ins = list(dis.get_instructions(code))
     for i, inst in enumerate(ins):
         op, arg = inst.opname, inst.argval
@@ -123,16 +129,26 @@ def _chains(code: types.CodeType) -> Iterator[tuple[str, str, list[str]]]:
             kind, name = "global", str(arg)
         elif op == "LOAD_FAST" and arg in local_mods:
             kind, name = "module", local_mods[arg]
-        elif op == "IMPORT_NAME":
-            pending_import = str(arg)
+        elif op == "IMPORT_NAME":  # after LOAD_CONST level, LOAD_CONST fromlist
+            level = ins[i - 2].argval if i >= 2 and ins[i - 2].opname == "LOAD_CONST" else 0
+            from_list = ins[i - 1].argval if i >= 1 and ins[i - 1].opname == "LOAD_CONST" else None
+            pending_import = "." * (level if isinstance(level, int) else 0) + str(arg)
             continue
         elif op == "IMPORT_FROM" and pending_import:
             yield "module", pending_import, [str(arg)]
+            last_from = str(arg)
             continue
         elif op == "STORE_FAST" and pending_import and ins[i - 1].opname == "IMPORT_NAME":
             top = pending_import.split(".")[0]
             local_mods[str(arg)] = top if arg == top else pending_import
             pending_import = None
+            continue
+        elif op == "STORE_FAST" and pending_import and ins[i - 1].opname == "IMPORT_FROM":
+            # ``import a.b as h`` binds module a.b; ``from a import b as h`` binds a.b when
+            # it is a submodule (else the IMPORT_FROM above counted the attribute)
+            sep = "" if pending_import.endswith(".") else "."
+            local_mods[str(arg)] = (pending_import if from_list is None
+                                    else f"{pending_import}{sep}{last_from}")
             continue
         if kind is None:
             continue
@@ -165,9 +181,15 @@ def references(fn: types.FunctionType) -> list[Ref]:
                 refs.append(Ref(f"{mod}.{name}", _MISSING))
                 continue
         else:
+            name = _absolute(name, glb, mod)
             root = sys.modules.get(name, _MISSING)
-            if root is _MISSING:
-                continue
+            if root is _MISSING:  # imported inside a function that has not run yet:
+                # the deepest module file of ``import a.b`` ... ``a.b.f``
+                for k in range(len(chain), -1, -1):
+                    if (root := unimported_source(".".join([name, *chain[:k]]))) is not None:
+                        break
+                if root is None:
+                    continue
             label = name
         ref = _resolve(root, label, chain)
         if ref.label not in seen:
@@ -186,6 +208,51 @@ def references(fn: types.FunctionType) -> list[Ref]:
     for name, value in (fn.__kwdefaults__ or {}).items():
         refs.append(Ref(f"default:{qual}.{name}", value))
     return refs
+
+
+def _absolute(name: str, glb: dict[str, Any], mod: Any) -> str:
+    """``name`` of an import inside a function, made absolute (``from . import x``)."""
+    if not name.startswith("."):
+        return name
+    package = glb.get("__package__") or (mod.rpartition(".")[0] if isinstance(mod, str) else "")
+    try:
+        return importlib.util.resolve_name(name, package)
+    except (ImportError, ValueError):
+        return name
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A project-local module's source file, counted whole (``canonical``: its bytes):
+    a module imported inside a function that has not run yet (nothing to inspect), or a
+    module the code uses as an object (``getattr(helpers, name)``, ``vars(helpers)``)."""
+
+    path: str
+
+
+def unimported_source(name: str) -> SourceFile | None:
+    """The source file of project-local module ``name`` found on ``sys.path`` without
+    importing anything (``PathFinder``: no parent package runs either), else None."""
+    from importlib.machinery import PathFinder
+
+    search: Any = None
+    path = None
+    for part in name.split("."):
+        if search is False:
+            return None
+        spec = PathFinder.find_spec(part, search)
+        if spec is None:
+            return None
+        path = spec.origin
+        search = list(spec.submodule_search_locations or ()) or False
+    if not path or not os.path.isfile(path) or not file_is_local(path):
+        return None
+    return SourceFile(path)
+
+
+def module_source(module: types.ModuleType) -> SourceFile | None:
+    path = getattr(module, "__file__", None)
+    return SourceFile(path) if path and os.path.isfile(path) else None
 
 
 def is_missing(value: Any) -> bool:

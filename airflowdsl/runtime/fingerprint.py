@@ -30,7 +30,7 @@ import inspect
 import textwrap
 import threading
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,9 +38,11 @@ from airflowdsl.runtime import libversions
 from airflowdsl.runtime.canonical import canonical, digest, tagged, try_canonical
 from airflowdsl.runtime.codescan import (
     Ref,
+    SourceFile,
     is_missing,
     is_project_local,
     module_is_local,
+    module_source,
     references,
 )
 from airflowdsl.runtime.ondisk import def_source, matches_disk
@@ -50,6 +52,7 @@ __all__ = ["Fingerprint", "code_fingerprint", "fingerprint", "is_project_local",
 _CLASS_SKIP = frozenset({
     "__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__firstlineno__",
     "__static_attributes__", "__orig_bases__", "__parameters__", "__abstractmethods__",
+    "__slotnames__",  # added by copyreg when an instance is first pickled
     "_abc_impl", "__annotations__",
 })
 
@@ -89,6 +92,8 @@ def _source_digest(fn: types.FunctionType) -> str:
     fast = _def_digest(fn)
     if fast is not None:
         return fast
+    if hasattr(fn, "__wrapped__"):  # ``inspect.getsource`` would read what it wraps
+        return digest(_code_bytes(fn.__code__))
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
     except (OSError, TypeError, SyntaxError, IndentationError):
@@ -108,8 +113,7 @@ def _def_digest(fn: types.FunctionType) -> str | None:
     """``_source_digest`` of a ``def`` from its file's syntax tree, parsed once per file
     content (what ``inspect.getsource`` reads, without its tokenizer: the same digest).
     None for anything else (lambdas, no file, a file that does not hold it)."""
-    fn = inspect.unwrap(fn)  # as ``inspect.getsource`` does
-    code = getattr(fn, "__code__", None)
+    code = getattr(fn, "__code__", None)  # its own: a wrapper's, not what it wraps
     if not isinstance(code, types.CodeType):
         return None
     path = code.co_filename
@@ -193,6 +197,9 @@ def _file_defs(path: str, source: bytes) -> _FileDefs | None:
         return None
 
 
+_PLAIN = (int, float, str, bytes, bool, type(None))
+
+
 def _qualname(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
@@ -202,6 +209,7 @@ class _Collector:
         self.fp = Fingerprint()
         self.stack: list[Any] = []
         self.seen: set[int] = set()
+        self.inside: set[int] = set()  # objects whose contents were walked (``_inside``)
 
     def run(self, root: Any) -> Fingerprint:
         self.value(Ref("root", root))
@@ -244,12 +252,19 @@ class _Collector:
     def member(self, label: str, v: Any) -> str:
         if isinstance(v, (staticmethod, classmethod)):
             v = v.__func__
+        if isinstance(v, functools.cached_property):
+            v = v.func
+        if isinstance(v, functools.partialmethod):
+            return self.member(label, v.func) + digest(canonical((tuple(v.args), v.keywords)))
         if isinstance(v, property):
             return repr([self.member(label, f) for f in (v.fget, v.fset, v.fdel)])
         if (inspect.isfunction(v) or inspect.isclass(v)) and is_project_local(v):
             self.stack.append(v)
             return f"-> {_qualname(v)}"
         b = try_canonical(v)
+        if b is None and (is_project_local(type(v)) or isinstance(v, types.SimpleNamespace)):
+            self.value(Ref(label, v))  # an instance as a class attribute: what it holds
+            return f"-> {label}"
         return digest(b) if b is not None else f"object:{_qualname(type(v))}"
 
     def value(self, ref: Ref) -> None:
@@ -262,11 +277,19 @@ class _Collector:
             self.fp.digests[f"const:{ref.label}.args"] = digest(
                 canonical((tuple(v.args), dict(v.keywords))))
             return
+        registry = getattr(v, "registry", None)  # functools.singledispatch: every impl
+        if isinstance(registry, Mapping) and callable(getattr(v, "dispatch", None)):
+            for impl in list(registry.values()):
+                self.value(Ref(f"{ref.label}.registry", impl))
         if callable(v) and hasattr(v, "__wrapped__"):
+            if inspect.isfunction(v) and is_project_local(v):
+                self.stack.append(v)  # the user's wrapper (functools.wraps): its code counts
             v = inspect.unwrap(v)
         if isinstance(v, types.ModuleType):
             if not is_project_local(v):
                 self.library(v)
+            elif (src := module_source(v)) is not None:  # used as an object: all of it
+                self.fp.digests[f"module:{ref.label}"] = digest(canonical(src))
             return
         if inspect.isfunction(v) or inspect.isclass(v):
             if is_project_local(v):
@@ -276,6 +299,12 @@ class _Collector:
             return
         if isinstance(v, (types.BuiltinFunctionType, types.MethodWrapperType)):
             return
+        if callable(getattr(v, "pyfunc", None)) and type(v).__name__ == "vectorize":
+            self.value(Ref(f"{ref.label}.pyfunc", v.pyfunc))  # numpy.vectorize
+        if isinstance(v, types.MethodType):  # a bound method: its function and its object
+            self.value(Ref(f"{ref.label}.__func__", v.__func__))
+            self.value(Ref(f"{ref.label}.__self__", v.__self__))
+            return
         b = try_canonical(v)
         self.fp.digests[f"const:{ref.label}"] = (
             digest(b) if b is not None else f"object:{_qualname(type(v))}")
@@ -283,6 +312,33 @@ class _Collector:
             self.stack.append(type(v))
         else:
             self.library(type(v))
+        if b is None or isinstance(v, (list, tuple, dict)):
+            self._inside(ref.label, v)
+
+    def _inside(self, label: str, v: Any) -> None:
+        """What a value without a canonical form holds (an instance of the user's class,
+        a ``SimpleNamespace``: its attributes), or what a container holds that has none
+        (``[Engine()]``): each counted as a value of its own, so an edit of the data or of
+        the class behind it counts. Once per object (cycles)."""
+        if id(v) in self.inside:
+            return
+        self.inside.add(id(v))
+        container = isinstance(v, (list, tuple, dict))
+        if container:
+            items: Any = v.items() if isinstance(v, dict) else enumerate(v)
+        elif is_project_local(type(v)) or isinstance(v, types.SimpleNamespace):
+            state = dict(getattr(v, "__dict__", {}))
+            for slot in getattr(type(v), "__slots__", ()):
+                if hasattr(v, slot):
+                    state[slot] = getattr(v, slot)
+            items = sorted(state.items())
+        else:
+            return
+        for k, item in items:
+            if container and (isinstance(item, _PLAIN) or (
+                    try_canonical(item) is not None and not is_project_local(type(item)))):
+                continue  # already in the container's canonical form
+            self.value(Ref(f"{label}[{k!r}]", item))
 
     def library(self, obj: Any) -> None:
         mod = obj.__name__ if isinstance(obj, types.ModuleType) else getattr(obj, "__module__", None)
@@ -328,6 +384,15 @@ def _function(fn: types.FunctionType) -> bytes:
         return tagged("fn", canonical(code_fingerprint(fn)))
     finally:
         _LOCAL.busy = busy
+
+
+@canonical.register(SourceFile)
+def _source_file(src: SourceFile) -> bytes:
+    try:
+        with open(src.path, "rb") as fh:
+            return tagged("source", fh.read())
+    except OSError:
+        return tagged("source-missing", src.path.encode())
 
 
 @canonical.register(functools.partial)
