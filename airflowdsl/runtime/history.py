@@ -199,7 +199,15 @@ class History:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
+        try:  # waits up to the busy timeout (60 s) for another writer
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            raise StoreError(
+                f"the run history {self.path} stayed locked by another process for 60 s "
+                f"({exc}): a run or command writing it may be stopped (Ctrl-Z) or stuck; "
+                "let it finish, or give this run another store") from exc
         try:
             yield self._conn
         except BaseException:

@@ -121,10 +121,21 @@ def _deliver(rnd: int, rank: int, values: dict[str, tuple[float, int]]) -> None:
         _INBOX_READY.notify_all()
 
 
+#: How long rank 0 waits for the other ranks' metrics of one round: LightGBM's own
+#: default network time-out (``time_out``, 120 minutes), which would stop them first.
+GATHER_TIMEOUT_S = 7200.0
+
+
 def _gather(rnd: int, world_size: int) -> dict[str, float]:
     """Rank 0: wait for every rank's train metrics of round ``rnd`` and combine them."""
     with _INBOX_READY:
-        _INBOX_READY.wait_for(lambda: len(_INBOX.get(rnd, {})) == world_size)
+        if not _INBOX_READY.wait_for(lambda: len(_INBOX.get(rnd, {})) == world_size,
+                                     timeout=GATHER_TIMEOUT_S):
+            missing = sorted(set(range(world_size)) - set(_INBOX.get(rnd, {})))
+            raise TrainingFailedError(
+                f"LightGBM round {rnd}: ranks {missing} sent no train metrics within "
+                f"{GATHER_TIMEOUT_S:.0f} s (a rank stopped reporting, e.g. a callback that "
+                "ended training on one rank only)")
         by_rank = _INBOX.pop(rnd)
     return {name: combine_metric(name.split("-", 1)[1], [by_rank[r][name] for r in by_rank])
             for name in by_rank[0]}

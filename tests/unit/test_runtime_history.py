@@ -117,3 +117,19 @@ def test_step_times_are_each_steps_latest_own_time_in_its_pipeline(tmp_path: Pat
     assert h.step_times("p") == {"a": 0.125, "b": 0.25}
     assert h.step_times("q") == {"a": 7.0}
     assert h.step_times("p", runs=1) == {"a": 0.125}
+
+
+def test_a_history_locked_past_the_busy_timeout_names_the_file(tmp_path: Path) -> None:
+    from airflowdsl.errors import StoreError
+
+    h = History.for_root(str(tmp_path))
+    other = sqlite3.connect(tmp_path / "history.sqlite", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process's writer, stopped mid-transaction
+    h._conn.execute("PRAGMA busy_timeout = 100")  # the 60 s of the real limit, shortened
+    try:
+        with pytest.raises(StoreError, match=r"history\.sqlite stayed locked"):
+            h.start_run(new_run_id(), "p", {}, str(tmp_path), time.time())
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    h.start_run(new_run_id(), "p", {}, str(tmp_path), time.time())  # free again: works

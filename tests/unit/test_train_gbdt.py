@@ -211,3 +211,16 @@ def test_import_in_worker_skips_scikit_learn_but_leaves_it_importable(module: st
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_lightgbm_rank0_stops_waiting_for_a_rank_that_never_reports(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflowdsl.errors import TrainingFailedError
+    from airflowdsl.train import lightgbm as lgb_mod
+
+    monkeypatch.setattr(lgb_mod, "GATHER_TIMEOUT_S", 0.2)
+    lgb_mod._deliver(7, 0, {"train-l2": (1.0, 10)})
+    with pytest.raises(TrainingFailedError, match=r"round 7: ranks \[1\] sent no train metrics"):
+        lgb_mod._gather(7, 2)
+    lgb_mod._deliver(7, 1, {"train-l2": (3.0, 10)})
+    assert lgb_mod._gather(7, 2) == {"train-l2": pytest.approx(2.0)}
