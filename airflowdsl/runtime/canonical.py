@@ -136,15 +136,6 @@ def _dict(value: Any) -> bytes:
     return tagged("dict", *(k + v for k, v in items))
 
 
-@canonical.register(complex)
-@canonical.register(range)
-@canonical.register(fractions.Fraction)
-@canonical.register(operator.itemgetter)
-@canonical.register(operator.attrgetter)
-def _by_repr(value: Any) -> bytes:
-    return tagged(_typename(type(value)), repr(value).encode())
-
-
 @canonical.register(bytearray)
 def _bytearray(value: bytearray) -> bytes:
     return tagged("bytearray", bytes(value))
@@ -165,6 +156,11 @@ def _enum(value: enum.Enum) -> bytes:
 @canonical.register(dt.date)
 @canonical.register(dt.time)
 @canonical.register(dt.timedelta)
+@canonical.register(complex)
+@canonical.register(range)
+@canonical.register(fractions.Fraction)
+@canonical.register(operator.itemgetter)  # str: its repr, ``operator.itemgetter(1)``
+@canonical.register(operator.attrgetter)
 def _by_str(value: Any) -> bytes:
     return tagged(_typename(type(value)), str(value).encode())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import xxhash  # with the store: a cached run checksums its output (~2 ms to import)
@@ -46,20 +46,28 @@ class Tree:
         self.piece, self.fill, self.done = xxhash.xxh3_128(), 0, bytearray()
 
     def update(self, data: Any) -> None:
-        view = memoryview(data).cast("B")
-        while len(view):
-            take = min(len(view), PIECE - self.fill)
-            self.piece.update(view[:take])
-            self.fill, view = self.fill + take, view[take:]
-            if self.fill == PIECE:
+        for part, ends in _cut(memoryview(data).cast("B"), self.fill):
+            self.piece.update(part)
+            self.fill = (self.fill + len(part)) % PIECE
+            if ends:
                 self.done += self.piece.digest()
-                self.piece, self.fill = xxhash.xxh3_128(), 0
+                self.piece = xxhash.xxh3_128()
 
     def hexdigest(self) -> str:
         pieces = bytes(self.done) + (self.piece.digest() if self.fill else b"")
         if len(pieces) <= 16:  # one piece (or none): plain XXH3-128
             return pieces.hex() if pieces else str(self.piece.hexdigest())
         return str(xxhash.xxh3_128_hexdigest(pieces))
+
+
+def _cut(view: memoryview, fill: int) -> Iterator[tuple[memoryview, bool]]:
+    """``view`` cut at the ``PIECE`` boundaries, ``fill`` bytes of the current piece
+    being taken already: (part, whether it ends a piece)."""
+    while len(view):
+        take = min(len(view), PIECE - fill)
+        fill = (fill + take) % PIECE
+        yield view[:take], fill == 0
+        view = view[take:]
 
 
 def hasher(algo: str = CHECKSUM) -> Any:
@@ -95,13 +103,11 @@ def digest_buffers(buffers: Iterable[Any], algo: str = CHECKSUM) -> str:
     pieces: list[list[memoryview]] = [[]]
     fill = 0
     for v in views:
-        while len(v):
-            take = min(len(v), PIECE - fill)
-            pieces[-1].append(v[:take])
-            fill, v = fill + take, v[take:]
-            if fill == PIECE:
+        for part, ends in _cut(v, fill):
+            pieces[-1].append(part)
+            fill = (fill + len(part)) % PIECE
+            if ends:
                 pieces.append([])
-                fill = 0
     digests = _POOL.map(_piece_digest, [p for p in pieces if p])
     return str(xxhash.xxh3_128_hexdigest(b"".join(digests)))
 

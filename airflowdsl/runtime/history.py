@@ -114,6 +114,11 @@ _SHARED: dict[tuple[str, int], History] = {}
 WAL_WAIT_S = 60.0
 
 
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """SQLite's "database is locked" / "busy": another connection holds the lock."""
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 def _wal(conn: sqlite3.Connection, path: Path) -> None:
     """Switch to write-ahead logging (a setting kept in the file: a no-op once set).
     SQLite answers "database is locked" at once, without its busy timeout, when several
@@ -125,7 +130,7 @@ def _wal(conn: sqlite3.Connection, path: Path) -> None:
             conn.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
+            if not _busy(exc):
                 raise
             if time.monotonic() > deadline:
                 raise StoreError(
@@ -202,7 +207,7 @@ class History:
         try:  # waits up to the busy timeout (60 s) for another writer
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
+            if not _busy(exc):
                 raise
             raise StoreError(
                 f"the run history {self.path} stayed locked by another process for 60 s "

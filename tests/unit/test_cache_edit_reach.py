@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,416 +20,91 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-#: name -> (pipeline module, files before, files the edit changes)
-CASES = {'func_import_toplevel_module_not_imported': ('pipemod',
-                                              {'helpers.py': 'def f(x):\n    return x + 1\n',
-                                               'pipemod.py': '\n'
-                                                             'import airflowdsl as af\n'
-                                                             '\n'
-                                                             '\n'
-                                                             '@af.step\n'
-                                                             'def one() -> int:\n'
-                                                             '    return 1\n'
-                                                             '\n'
-                                                             '@af.step\n'
-                                                             'def s(x: int) -> int:\n'
-                                                             '    import helpers\n'
-                                                             '    return helpers.f(x)\n'
-                                                             '\n'
-                                                             '@af.pipeline\n'
-                                                             'def pipe():\n'
-                                                             '    return s(one())\n'},
-                                              {'helpers.py': 'def f(x):\n    return x + 2\n'}),
- 'abs_import_dotted_in_func': ('upkg.pipemod',
-                               {'upkg/__init__.py': '',
-                                'upkg/helpers.py': 'def f(x):\n    return x + 1\n',
-                                'upkg/pipemod.py': '\n'
-                                                   'import airflowdsl as af\n'
-                                                   '\n'
-                                                   '\n'
-                                                   '@af.step\n'
-                                                   'def one() -> int:\n'
-                                                   '    return 1\n'
-                                                   '\n'
-                                                   '@af.step\n'
-                                                   'def s(x: int) -> int:\n'
-                                                   '    import upkg.helpers\n'
-                                                   '    return upkg.helpers.f(x)\n'
-                                                   '\n'
-                                                   '@af.pipeline\n'
-                                                   'def pipe():\n'
-                                                   '    return s(one())\n'},
-                               {'upkg/helpers.py': 'def f(x):\n    return x + 2\n'}),
- 'rel_import_in_func_from_dot_mod': ('upkg.pipemod',
-                                     {'upkg/__init__.py': '',
-                                      'upkg/helpers.py': 'def f(x):\n    return x + 1\n',
-                                      'upkg/pipemod.py': '\n'
-                                                         'import airflowdsl as af\n'
-                                                         '\n'
-                                                         '\n'
-                                                         '@af.step\n'
-                                                         'def one() -> int:\n'
-                                                         '    return 1\n'
-                                                         '\n'
-                                                         '@af.step\n'
-                                                         'def s(x: int) -> int:\n'
-                                                         '    from .helpers import f\n'
-                                                         '    return f(x)\n'
-                                                         '\n'
-                                                         '@af.pipeline\n'
-                                                         'def pipe():\n'
-                                                         '    return s(one())\n'},
-                                     {'upkg/helpers.py': 'def f(x):\n    return x + 2\n'}),
- 'abs_import_as_in_func': ('upkg.pipemod',
-                           {'upkg/__init__.py': '',
-                            'upkg/helpers.py': 'def f(x):\n    return x + 1\n',
-                            'upkg/pipemod.py': '\n'
-                                               'import airflowdsl as af\n'
-                                               '\n'
-                                               '\n'
-                                               '@af.step\n'
-                                               'def one() -> int:\n'
-                                               '    return 1\n'
-                                               '\n'
-                                               '@af.step\n'
-                                               'def s(x: int) -> int:\n'
-                                               '    import upkg.helpers as h\n'
-                                               '    return h.f(x)\n'
-                                               '\n'
-                                               '@af.pipeline\n'
-                                               'def pipe():\n'
-                                               '    return s(one())\n'},
-                           {'upkg/helpers.py': 'def f(x):\n    return x + 2\n'}),
- 'getattr_module_str': ('pipemod',
-                        {'helpers.py': 'def f(x):\n    return x + 1\n',
-                         'pipemod.py': '\n'
-                                       'import airflowdsl as af\n'
-                                       'import helpers\n'
-                                       '\n'
-                                       '@af.step\n'
-                                       'def one() -> int:\n'
-                                       '    return 1\n'
-                                       '\n'
-                                       '@af.step\n'
-                                       'def s(x: int) -> int:\n'
-                                       '    return getattr(helpers, "f")(x)\n'
-                                       '\n'
-                                       '@af.pipeline\n'
-                                       'def pipe():\n'
-                                       '    return s(one())\n'},
-                        {'helpers.py': 'def f(x):\n    return x + 2\n'}),
- 'wraps_decorator_arg': ('pipemod',
-                         {'pipemod.py': '\n'
-                                        'import airflowdsl as af\n'
-                                        '\n'
-                                        'from decos import plus\n'
-                                        '@plus(1)\n'
-                                        'def helper(x):\n'
-                                        '    return x + 1\n'
-                                        '\n'
-                                        '\n'
-                                        '@af.step\n'
-                                        'def one() -> int:\n'
-                                        '    return 1\n'
-                                        '\n'
-                                        '@af.step\n'
-                                        'def s(x: int) -> int:\n'
-                                        '    return helper(x)\n'
-                                        '\n'
-                                        '@af.pipeline\n'
-                                        'def pipe():\n'
-                                        '    return s(one())\n',
-                          'decos.py': '\n'
-                                      'import functools\n'
-                                      'def plus(k):\n'
-                                      '    def deco(fn):\n'
-                                      '        @functools.wraps(fn)\n'
-                                      '        def w(*a):\n'
-                                      '            return fn(*a) + k\n'
-                                      '        return w\n'
-                                      '    return deco\n'
-                                      'def times(fn):\n'
-                                      '    @functools.wraps(fn)\n'
-                                      '    def w(*a):\n'
-                                      '        return fn(*a) * 2\n'
-                                      '    return w\n'
-                                      'def times_nowraps(fn):\n'
-                                      '    def w(*a):\n'
-                                      '        return fn(*a) * 2\n'
-                                      '    return w\n'},
-                         {'pipemod.py': '\n'
-                                        'import airflowdsl as af\n'
-                                        '\n'
-                                        'from decos import plus\n'
-                                        '@plus(5)\n'
-                                        'def helper(x):\n'
-                                        '    return x + 1\n'
-                                        '\n'
-                                        '\n'
-                                        '@af.step\n'
-                                        'def one() -> int:\n'
-                                        '    return 1\n'
-                                        '\n'
-                                        '@af.step\n'
-                                        'def s(x: int) -> int:\n'
-                                        '    return helper(x)\n'
-                                        '\n'
-                                        '@af.pipeline\n'
-                                        'def pipe():\n'
-                                        '    return s(one())\n'}),
- 'singledispatch_register': ('pipemod',
-                             {'helpers.py': '\n'
-                                            'import functools\n'
-                                            '@functools.singledispatch\n'
-                                            'def f(x):\n'
-                                            '    return x\n'
-                                            '@f.register(int)\n'
-                                            'def _(x):\n'
-                                            '    return x + 1\n',
-                              'pipemod.py': '\n'
-                                            'import airflowdsl as af\n'
-                                            'from helpers import f\n'
-                                            '\n'
-                                            '@af.step\n'
-                                            'def one() -> int:\n'
-                                            '    return 1\n'
-                                            '\n'
-                                            '@af.step\n'
-                                            'def s(x: int) -> int:\n'
-                                            '    return f(x)\n'
-                                            '\n'
-                                            '@af.pipeline\n'
-                                            'def pipe():\n'
-                                            '    return s(one())\n'},
-                             {'helpers.py': '\n'
-                                            'import functools\n'
-                                            '@functools.singledispatch\n'
-                                            'def f(x):\n'
-                                            '    return x\n'
-                                            '@f.register(int)\n'
-                                            'def _(x):\n'
-                                            '    return x + 2\n'}),
- 'dict_with_logger': ('pipemod',
-                      {'pipemod.py': '\n'
-                                     'import airflowdsl as af\n'
-                                     'import logging\n'
-                                     "CFG = {'k': 1, 'log': logging.getLogger('x')}\n"
-                                     '\n'
-                                     '@af.step\n'
-                                     'def one() -> int:\n'
-                                     '    return 1\n'
-                                     '\n'
-                                     '@af.step\n'
-                                     'def s(x: int) -> int:\n'
-                                     "    return x + CFG['k']\n"
-                                     '\n'
-                                     '@af.pipeline\n'
-                                     'def pipe():\n'
-                                     '    return s(one())\n'},
-                      {'pipemod.py': '\n'
-                                     'import airflowdsl as af\n'
-                                     'import logging\n'
-                                     "CFG = {'k': 2, 'log': logging.getLogger('x')}\n"
-                                     '\n'
-                                     '@af.step\n'
-                                     'def one() -> int:\n'
-                                     '    return 1\n'
-                                     '\n'
-                                     '@af.step\n'
-                                     'def s(x: int) -> int:\n'
-                                     "    return x + CFG['k']\n"
-                                     '\n'
-                                     '@af.pipeline\n'
-                                     'def pipe():\n'
-                                     '    return s(one())\n'}),
- 'instance_state': ('pipemod',
-                    {'pipemod.py': '\n'
-                                   'import airflowdsl as af\n'
-                                   '\n'
-                                   'class Scaler:\n'
-                                   '    def __init__(self, k):\n'
-                                   '        self.k = k\n'
-                                   '    def apply(self, x):\n'
-                                   '        return x * self.k\n'
-                                   'SCALER = Scaler(2)\n'
-                                   '\n'
-                                   '\n'
-                                   '@af.step\n'
-                                   'def one() -> int:\n'
-                                   '    return 1\n'
-                                   '\n'
-                                   '@af.step\n'
-                                   'def s(x: int) -> int:\n'
-                                   '    return SCALER.apply(x)\n'
-                                   '\n'
-                                   '@af.pipeline\n'
-                                   'def pipe():\n'
-                                   '    return s(one())\n'},
-                    {'pipemod.py': '\n'
-                                   'import airflowdsl as af\n'
-                                   '\n'
-                                   'class Scaler:\n'
-                                   '    def __init__(self, k):\n'
-                                   '        self.k = k\n'
-                                   '    def apply(self, x):\n'
-                                   '        return x * self.k\n'
-                                   'SCALER = Scaler(3)\n'
-                                   '\n'
-                                   '\n'
-                                   '@af.step\n'
-                                   'def one() -> int:\n'
-                                   '    return 1\n'
-                                   '\n'
-                                   '@af.step\n'
-                                   'def s(x: int) -> int:\n'
-                                   '    return SCALER.apply(x)\n'
-                                   '\n'
-                                   '@af.pipeline\n'
-                                   'def pipe():\n'
-                                   '    return s(one())\n'}),
- 'attr_method_injected': ('pipemod',
-                          {'helpers.py': '\n'
-                                         'class Engine:\n'
-                                         '    def go(self, x):\n'
-                                         '        return x + 1\n'
-                                         'class Holder:\n'
-                                         '    def __init__(self, engine):\n'
-                                         '        self.engine = engine\n',
-                           'pipemod.py': '\n'
-                                         'import airflowdsl as af\n'
-                                         '\n'
-                                         'from helpers import Engine, Holder\n'
-                                         'HOLDER = Holder(Engine())\n'
-                                         '\n'
-                                         '\n'
-                                         '@af.step\n'
-                                         'def one() -> int:\n'
-                                         '    return 1\n'
-                                         '\n'
-                                         '@af.step\n'
-                                         'def s(x: int) -> int:\n'
-                                         '    return HOLDER.engine.go(x)\n'
-                                         '\n'
-                                         '@af.pipeline\n'
-                                         'def pipe():\n'
-                                         '    return s(one())\n'},
-                          {'helpers.py': '\n'
-                                         'class Engine:\n'
-                                         '    def go(self, x):\n'
-                                         '        return x + 2\n'
-                                         'class Holder:\n'
-                                         '    def __init__(self, engine):\n'
-                                         '        self.engine = engine\n'}),
- 'class_attr_instance': ('pipemod',
-                         {'helpers.py': 'class Engine:\n'
-                                        '    def go(self, x):\n'
-                                        '        return x + 1\n',
-                          'pipemod.py': '\n'
-                                        'import airflowdsl as af\n'
-                                        'from helpers import Engine as _E\n'
-                                        'class Model:\n'
-                                        '    ENGINE = _E()\n'
-                                        '\n'
-                                        '\n'
-                                        '@af.step\n'
-                                        'def one() -> int:\n'
-                                        '    return 1\n'
-                                        '\n'
-                                        '@af.step\n'
-                                        'def s(x: int) -> int:\n'
-                                        '    return Model.ENGINE.go(x)\n'
-                                        '\n'
-                                        '@af.pipeline\n'
-                                        'def pipe():\n'
-                                        '    return s(one())\n'},
-                         {'helpers.py': 'class Engine:\n'
-                                        '    def go(self, x):\n'
-                                        '        return x + 2\n'}),
- 'bound_method_const': ('pipemod',
-                        {'helpers.py': 'class A:\n'
-                                       '    def m(self, x):\n'
-                                       '        return x + 1\n'
-                                       'M = A().m\n',
-                         'pipemod.py': '\n'
-                                       'import airflowdsl as af\n'
-                                       'from helpers import M\n'
-                                       '\n'
-                                       '@af.step\n'
-                                       'def one() -> int:\n'
-                                       '    return 1\n'
-                                       '\n'
-                                       '@af.step\n'
-                                       'def s(x: int) -> int:\n'
-                                       '    return M(x)\n'
-                                       '\n'
-                                       '@af.pipeline\n'
-                                       'def pipe():\n'
-                                       '    return s(one())\n'},
-                        {'helpers.py': 'class A:\n'
-                                       '    def m(self, x):\n'
-                                       '        return x + 2\n'
-                                       'M = A().m\n'}),
- 'cached_property': ('pipemod',
-                     {'helpers.py': '\n'
-                                    'import functools\n'
-                                    'class A:\n'
-                                    '    @functools.cached_property\n'
-                                    '    def k(self):\n'
-                                    '        return 1\n',
-                      'pipemod.py': '\n'
-                                    'import airflowdsl as af\n'
-                                    'from helpers import A\n'
-                                    '\n'
-                                    '@af.step\n'
-                                    'def one() -> int:\n'
-                                    '    return 1\n'
-                                    '\n'
-                                    '@af.step\n'
-                                    'def s(x: int) -> int:\n'
-                                    '    return x + A().k\n'
-                                    '\n'
-                                    '@af.pipeline\n'
-                                    'def pipe():\n'
-                                    '    return s(one())\n'},
-                     {'helpers.py': '\n'
-                                    'import functools\n'
-                                    'class A:\n'
-                                    '    @functools.cached_property\n'
-                                    '    def k(self):\n'
-                                    '        return 2\n'}),
- 're_pattern': ('pipemod',
-                {'pipemod.py': '\n'
-                               'import airflowdsl as af\n'
-                               'import re\n'
-                               "PAT = re.compile('a')\n"
-                               '\n'
-                               '@af.step\n'
-                               'def one() -> int:\n'
-                               '    return 1\n'
-                               '\n'
-                               '@af.step\n'
-                               'def s(x: int) -> int:\n'
-                               "    return x + len(PAT.findall('aab'))\n"
-                               '\n'
-                               '@af.pipeline\n'
-                               'def pipe():\n'
-                               '    return s(one())\n'},
-                {'pipemod.py': '\n'
-                               'import airflowdsl as af\n'
-                               'import re\n'
-                               "PAT = re.compile('b')\n"
-                               '\n'
-                               '@af.step\n'
-                               'def one() -> int:\n'
-                               '    return 1\n'
-                               '\n'
-                               '@af.step\n'
-                               'def s(x: int) -> int:\n'
-                               "    return x + len(PAT.findall('aab'))\n"
-                               '\n'
-                               '@af.pipeline\n'
-                               'def pipe():\n'
-                               '    return s(one())\n'})}
+#: The pipeline module of every case: ``head`` at module level, ``body`` as step ``s``.
+PIPE = """import airflowdsl as af
+{head}
+
+@af.step
+def one() -> int:
+    return 1
+
+@af.step
+def s(x: int) -> int:
+{body}
+
+@af.pipeline
+def pipe():
+    return s(one())
+"""
+
+F = "def f(x):\n    return x + 1\n"
+DECOS = """import functools
+def plus(k):
+    def deco(fn):
+        @functools.wraps(fn)
+        def w(*a):
+            return fn(*a) + k
+        return w
+    return deco
+"""
+ENGINE = "class Engine:\n    def go(self, x):\n        return x + 1\n"
+
+#: name -> (package ("" for none), pipeline head, step body, other files, the edit:
+#: (file, old text, new text))
+CASES: dict[str, tuple[str, str, str, dict[str, str], tuple[str, str, str]]] = {
+    "import_in_step_module_not_imported": (
+        "", "", "    import helpers\n    return helpers.f(x)", {"helpers.py": F},
+        ("helpers.py", "x + 1", "x + 2")),
+    "import_dotted_in_step_submodule_not_imported": (
+        "upkg", "", "    import upkg.helpers\n    return upkg.helpers.f(x)",
+        {"helpers.py": F}, ("helpers.py", "x + 1", "x + 2")),
+    "relative_from_import_in_step": (
+        "upkg", "", "    from .helpers import f\n    return f(x)", {"helpers.py": F},
+        ("helpers.py", "x + 1", "x + 2")),
+    "import_as_in_step": (
+        "upkg", "", "    import upkg.helpers as h\n    return h.f(x)", {"helpers.py": F},
+        ("helpers.py", "x + 1", "x + 2")),
+    "getattr_on_a_module": (
+        "", "import helpers", '    return getattr(helpers, "f")(x)', {"helpers.py": F},
+        ("helpers.py", "x + 1", "x + 2")),
+    "wraps_decorator_argument": (
+        "", "from decos import plus\n@plus(1)\ndef helper(x):\n    return x + 1\n",
+        "    return helper(x)", {"decos.py": DECOS}, ("pipemod.py", "@plus(1)", "@plus(5)")),
+    "singledispatch_implementation": (
+        "", "from helpers import f", "    return f(x)",
+        {"helpers.py": "import functools\n@functools.singledispatch\ndef f(x):\n    return x\n"
+                       "@f.register(int)\ndef _(x):\n    return x + 1\n"},
+        ("helpers.py", "x + 1", "x + 2")),
+    "dict_holding_a_logger": (
+        "", "import logging\nCFG = {'k': 1, 'log': logging.getLogger('x')}",
+        "    return x + CFG['k']", {}, ("pipemod.py", "'k': 1", "'k': 2")),
+    "instance_state": (
+        "", "class Scaler:\n    def __init__(self, k):\n        self.k = k\n"
+            "    def apply(self, x):\n        return x * self.k\nSCALER = Scaler(2)\n",
+        "    return SCALER.apply(x)", {}, ("pipemod.py", "Scaler(2)", "Scaler(3)")),
+    "method_of_an_instance_inside_an_instance": (
+        "", "from helpers import Engine, Holder\nHOLDER = Holder(Engine())\n",
+        "    return HOLDER.engine.go(x)",
+        {"helpers.py": ENGINE + "class Holder:\n    def __init__(self, engine):\n"
+                                "        self.engine = engine\n"},
+        ("helpers.py", "x + 1", "x + 2")),
+    "instance_as_class_attribute": (
+        "", "from helpers import Engine as _E\nclass Model:\n    ENGINE = _E()\n",
+        "    return Model.ENGINE.go(x)", {"helpers.py": ENGINE},
+        ("helpers.py", "x + 1", "x + 2")),
+    "bound_method_constant": (
+        "", "from helpers import M", "    return M(x)",
+        {"helpers.py": "class A:\n    def m(self, x):\n        return x + 1\nM = A().m\n"},
+        ("helpers.py", "x + 1", "x + 2")),
+    "cached_property": (
+        "", "from helpers import A", "    return x + A().k",
+        {"helpers.py": "import functools\nclass A:\n    @functools.cached_property\n"
+                       "    def k(self):\n        return 1\n"},
+        ("helpers.py", "return 1", "return 2")),
+    "compiled_pattern": (
+        "", "import re\nPAT = re.compile('a')", "    return x + len(PAT.findall('aab'))", {},
+        ("pipemod.py", "compile('a')", "compile('b')")),
+}
 
 CHILD = r"""
 import importlib, json, sys, tempfile
@@ -460,23 +134,24 @@ def _run(root: Path, module: str) -> dict[str, object]:
     return out
 
 
-def _write(root: Path, files: dict[str, str]) -> None:
-    for rel, src in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(src))
-
-
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, object]]]:
     """Each case's first run and its run after the edit (two cases at a time)."""
 
     def one(name: str) -> list[dict[str, object]]:
-        module, before, after = CASES[name]
+        package, head, body, files, (edited, old, new) = CASES[name]
         root = tmp_path_factory.mktemp(name)
-        _write(root, before)
+        folder = root / package
+        folder.mkdir(exist_ok=True)
+        if package:
+            (folder / "__init__.py").write_text("")
+        for rel, src in {**files, "pipemod.py": PIPE.format(head=head, body=body)}.items():
+            (folder / rel).write_text(src)
+        module = f"{package}.pipemod" if package else "pipemod"
         first = _run(root, module)
-        _write(root, after)
+        text = (folder / edited).read_text()
+        assert old in text
+        (folder / edited).write_text(text.replace(old, new))
         return [first, _run(root, module)]
 
     with ThreadPoolExecutor(2) as pool:
