@@ -5,8 +5,8 @@ process is a new Ray job: without spare workers each such run waits for a worker
 process to start (~1 s on a 2-core machine). The warm head's supervisor
 (``runtime.warmray``) keeps :func:`spare_workers` *unassigned* idle workers: every
 ``KEEP_EVERY_S`` it asks the raylet how many it has (``GetNodeStats``) and starts the
-missing ones (Ray's ``PrestartWorkers``, kept alive for the head's idle timeout). Each
-worker of the head runs :func:`preload` when it starts (numpy, the step task's modules
+missing ones, less those on their way (Ray's ``PrestartWorkers``, kept alive for the
+head's idle timeout). Each worker of the head runs :func:`preload` when it starts (numpy, the step task's modules
 and what Ray's serialization context of a job imports: library code only, never a
 pipeline's own module -- that is shipped by value with every run, so an edited step
 always runs the edited code).
@@ -19,10 +19,13 @@ import os
 import time
 from typing import Any
 
-#: How often the supervisor counts the unassigned idle workers, and how long it waits
-#: after starting some before it counts again (a new worker takes ~1 s to register).
-KEEP_EVERY_S = 1.0
+#: How often the supervisor counts the unassigned idle workers; how long it waits after
+#: the raylet did not answer; how long a worker it asked for counts as on its way (a new
+#: worker takes ~1-2 s to register on a loaded 2-core machine; one not registered by then
+#: is asked for again).
+KEEP_EVERY_S = 0.5
 KEEP_COOLDOWN_S = 5.0
+STARTING_S = 10.0
 
 #: Ray's environment variable naming a function each worker runs when it starts (what
 #: ``runtime_env={"worker_process_setup_hook": ...}`` sets for a job's workers).
@@ -91,6 +94,8 @@ class Keeper:
         self.raylet, self.spare, self.keep_alive_s = raylet, spare, keep_alive_s
         self.next_check = 0.0
         self.stub: Any = None
+        self.registered: set[int] = set()  # every worker's pid at the last count
+        self.asked: list[float] = []  # when each worker on its way was asked for
 
     def worker_env(self, env: dict[str, str]) -> dict[str, str]:
         """What to add to the head's environment: the preload hook (unless off or set)."""
@@ -106,19 +111,35 @@ class Keeper:
             return
         self.next_check = now + KEEP_EVERY_S
         try:
-            missing = self.spare - len(self.unassigned())
+            missing = self.missing(now, *self.workers())
             if missing > 0:
                 pb, common = _protos()
                 self.stub.PrestartWorkers(pb.PrestartWorkersRequest(
                     language=common.PYTHON, num_workers=missing,
                     keep_alive_duration_secs=int(self.keep_alive_s)), timeout=10)
-                self.next_check = now + KEEP_COOLDOWN_S
+                self.asked += [now] * missing
         except Exception as exc:  # busy or going away: try again later
             print(f"spare workers: {exc!r}", flush=True)
             self.next_check = now + KEEP_COOLDOWN_S
 
+    def missing(self, now: float, registered: set[int], unassigned: set[int]) -> int:
+        """How many workers to start now: ``spare`` less the unassigned idle ones less those
+        asked for that have not registered yet. Each worker that registered since the last
+        count settles the oldest request (one that a run leased at once never shows up as
+        idle, so arrivals are counted over all workers); a request older than
+        ``STARTING_S`` is dropped (the worker died starting: ask again)."""
+        arrived = len(registered - self.registered)
+        self.registered = registered
+        del self.asked[:arrived]
+        self.asked = [t for t in self.asked if now - t < STARTING_S]
+        return self.spare - len(unassigned) - len(self.asked)
+
     def unassigned(self) -> set[int]:
         """Pids of the idle workers of no job yet (a job's own workers never count)."""
+        return self.workers()[1]
+
+    def workers(self) -> tuple[set[int], set[int]]:
+        """(pids of every worker registered with the raylet, those idle of no job yet)."""
         pb, common = _protos()
         if self.stub is None:
             os.environ["RAY_AUTH_MODE"] = "token"  # the head's token authentication
@@ -132,9 +153,10 @@ class Keeper:
                 init_grpc_channel(self.raylet))
         stats = self.stub.GetNodeStats(pb.GetNodeStatsRequest(include_memory_info=False),
                                        timeout=10)
-        return {int(w.pid) for w in stats.core_workers_stats
-                if w.worker_type == common.WORKER and not w.job_id.strip(b"\xff")
-                and not w.num_running_tasks and not w.actor_id.strip(b"\xff")}
+        ours = [w for w in stats.core_workers_stats if w.worker_type == common.WORKER]
+        return ({int(w.pid) for w in ours},
+                {int(w.pid) for w in ours if not w.job_id.strip(b"\xff")
+                 and not w.num_running_tasks and not w.actor_id.strip(b"\xff")})
 
 
 def _protos() -> tuple[Any, Any]:

@@ -70,3 +70,24 @@ def test_preload_serializers_imports_what_a_jobs_serialization_context_does() ->
                           timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("ok")
+
+
+def test_workers_asked_for_count_until_they_register() -> None:
+    """Back-to-back runs each lease a spare: the keeper asks for the missing ones at once
+    and does not ask again for those still starting (it waited a fixed 5 s after asking
+    before, so the fourth of five runs 1.4 s apart found no spare and waited ~2 s)."""
+    keeper = spareworkers.Keeper("127.0.0.1:1", 2, 60)
+    assert keeper.missing(0.0, {1, 2}, {1, 2}) == 0
+    assert keeper.missing(0.5, {1, 2}, {2}) == 1  # a run leased worker 1
+    keeper.asked.append(0.5)  # tick() records each worker it asked for
+    assert keeper.missing(1.0, {1, 2}, {2}) == 0  # on its way: not asked again
+    assert keeper.missing(1.5, {1, 2}, set()) == 1  # another run leased worker 2
+    keeper.asked.append(1.5)
+    assert keeper.missing(2.0, {1, 2, 3}, {3}) == 0  # 3 registered, the 2nd still starting
+    # a worker leased the moment it registered is never seen idle: it still arrived
+    assert keeper.missing(2.5, {1, 2, 3, 4}, set()) == 2
+    assert keeper.asked == []
+    keeper.asked += [3.0, 3.0]
+    assert keeper.missing(3.0 + spareworkers.STARTING_S - 0.1, {1, 2, 3, 4}, set()) == 0
+    # never registered (died starting): asked for again
+    assert keeper.missing(3.0 + spareworkers.STARTING_S, {1, 2, 3, 4}, set()) == 2
