@@ -81,8 +81,7 @@ def execute(compiled: CompiledGraph, *, store: str | os.PathLike[str] | None = N
         last_flush[0] = time.monotonic()
 
     def emit(name: str, status: str, data: dict[str, Any], *, record: bool = True) -> None:
-        if data.get("inputs"):  # the content hashes the task resolved its key with
-            plans[name].key = plans[name].key.resolve(data["inputs"])  # (runtime.cutoff)
+        if _resolve_key(plans, name, data):
             steps[name].cache_key = plans[name].key.digest
         _apply(steps[name], status, data, st)
         if record and status not in ("running", "progress"):
@@ -115,10 +114,13 @@ def execute(compiled: CompiledGraph, *, store: str | os.PathLike[str] | None = N
             # long step runs on (live views read the history)
             control.tick = lambda: flush() if unrecorded and \
                 time.monotonic() - last_flush[0] >= HISTORY_FLUSH_S else None
+            costs = _step_times(history, compiled.name, st, persist)
             with _sigint_cancels(control):
-                refs = _run_on_ray(compiled, plans, st if persist else None, run_id, emit,
-                                   control, pending_timeout, echo_worker_output, waits,
-                                   _step_times(history, compiled.name, st, persist))
+                if not _on_warm_driver(compiled, plans, st if persist else None, run_id, emit,
+                                       control, pending_timeout, echo_worker_output, costs):
+                    refs = _run_on_ray(compiled, plans, st if persist else None, run_id, emit,
+                                       control, pending_timeout, echo_worker_output, waits,
+                                       costs)
             cancelled = control.cancelled
     except BaseException as exc:
         flush()
@@ -167,6 +169,57 @@ def _sigint_cancels(control: scheduler.Control) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _resolve_key(plans: dict[str, StepPlan], name: str, data: dict[str, Any]) -> bool:
+    """Re-key a step with the content hashes its task resolved its inputs to
+    (``runtime.cutoff``); whether it had any."""
+    if not data.get("inputs"):
+        return False
+    plans[name].key = plans[name].key.resolve(data["inputs"])
+    return True
+
+
+def _on_warm_driver(compiled: CompiledGraph, plans: dict[str, StepPlan],
+                    st: ArtifactStore | None, run_id: str, emit: scheduler.Event,
+                    control: scheduler.Control, pending_timeout: float | None, echo: bool,
+                    costs: dict[str, float]) -> bool:
+    """Run the steps in the warm head's driver process (``runtime.warmdriver``) when there
+    is one that takes them; False when this process is to drive them. Only runs that
+    persist (their outputs load from the store afterwards), in the main thread of a
+    process not already on Ray."""
+    from airflowdsl.runtime import warmdriver, warmray
+
+    if st is None or not warmdriver.enabled() or os.environ.get("RAY_ADDRESS") or \
+            not warmray.enabled() or threading.current_thread() is not threading.main_thread():
+        return False
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        return False
+    head = warmray.usable_head()
+    if head is None:
+        return False
+    payload = (compiled, plans, st, run_id, pending_timeout, echo, costs)
+    return warmdriver.run(head, _drive, payload, emit=emit, control=control,
+                          by_value=_modules(plans))
+
+
+def _drive(payload: tuple[Any, ...], send: scheduler.Event, control: scheduler.Control) -> None:
+    """The warm driver's side of ``_on_warm_driver``: the steps on Ray, each event sent to
+    the run's process (which records it)."""
+    compiled, plans, st, run_id, pending_timeout, echo, costs = payload
+
+    def emit(name: str, status: str, data: dict[str, Any]) -> None:
+        _resolve_key(plans, name, data)
+        send(name, status, data)
+
+    waits: list[Callable[[], None]] = []
+    try:
+        _run_on_ray(compiled, plans, st, run_id, emit, control, pending_timeout, echo, waits,
+                    costs)
+    finally:
+        for wait in waits:
+            wait()
 
 
 def _run_on_ray(compiled: CompiledGraph, plans: dict[str, StepPlan], st: ArtifactStore | None,

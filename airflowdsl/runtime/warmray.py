@@ -48,6 +48,9 @@ START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
 #: How long the supervisor waits for Ray's command that makes its authentication token.
 TOKEN_TIMEOUT_S = 60.0
+#: The runs' driver template (``runtime.warmdriver``) is restarted when it died, at most
+#: this often.
+DRIVER_RESTART_S = 10.0
 
 
 def state_dir() -> Path:
@@ -309,6 +312,26 @@ def _ensure_token(env: dict[str, str]) -> str:
     return ""
 
 
+def _start_driver(temp: str, d: Path) -> subprocess.Popen[bytes] | None:
+    """Start the template of the runs' Ray drivers (``runtime.warmdriver``), with the
+    environment ``up`` was called with (its ``RAY_*`` variables must match a run's);
+    None when it is turned off (``AIRFLOWDSL_WARM_DRIVER=0``) or does not start."""
+    from airflowdsl.runtime import warmdriver
+
+    if not warmdriver.enabled():
+        return None
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    try:
+        with open(d / "driver.log", "ab") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "airflowdsl.runtime.warmdriver",
+                 os.path.join(temp, warmdriver.SOCKET)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
+    except OSError as exc:
+        print(f"the warm driver did not start: {exc!r}", flush=True)
+        return None
+
+
 def _start_failed(d: Path, why: str) -> None:
     """Tell ``up`` (waiting for the head) why the head did not start."""
     atomic_write_bytes(d / "start_failed", why.encode())
@@ -358,12 +381,16 @@ def supervise(num_cpus: int | None, idle_timeout: float) -> None:
 
     publish()
     deadline = time.monotonic() + START_TIMEOUT_S
+    driver: subprocess.Popen[bytes] | None = None  # runtime.warmdriver's template
+    sock = os.path.join(temp, "driver.sock")  # runtime.warmdriver.SOCKET
+    driver_started = time.monotonic()
     misses = 0  # checks in a row that found the head's GCS or raylet not answering
     try:
         while not stop[0] and child.poll() is None:
             if not head["ready"]:
                 if _accepts(port) and _started(head_log):  # GCS up and the raylet too
                     head["ready"] = True
+                    driver = _start_driver(temp, d)
                     publish()
                 elif time.monotonic() > deadline:
                     break
@@ -375,6 +402,15 @@ def supervise(num_cpus: int | None, idle_timeout: float) -> None:
                           "stopping", flush=True)
                     break
                 keeper.tick()
+                if driver is not None:
+                    listening = driver.poll() is None and os.path.exists(sock)
+                    if listening != head.get("driver", False):
+                        head["driver"] = listening  # runs hand their steps to it
+                        publish()
+                    if driver.poll() is not None and \
+                            time.monotonic() - driver_started > DRIVER_RESTART_S:
+                        driver = _start_driver(temp, d)  # it died: a new one (runs drive
+                        driver_started = time.monotonic()  # themselves meanwhile)
                 since = _idle_since(started)
                 if since is not None and time.time() - since > idle_timeout:
                     print(f"warm Ray head idle for {idle_timeout:.0f} s: stopping", flush=True)

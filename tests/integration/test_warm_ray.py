@@ -74,6 +74,9 @@ def _run_pid(tmp_path: Path, **env: str) -> tuple[int, str]:
     """(the pid of the worker that ran the step, the GCS address the run used)"""
     script = tmp_path / "pipe.py"
     script.write_text(PIPE)
+    # this process is the run's Ray driver (it asks Ray which GCS it used): not the
+    # head's warm driver (``runtime.warmdriver``, tested below)
+    env = {"AIRFLOWDSL_WARM_DRIVER": "0", **env}
     proc = subprocess.run([sys.executable, str(script), str(tmp_path / "store")],
                           env={**os.environ, "PYTHONPATH": str(ROOT), **env},
                           capture_output=True, text=True, timeout=180)
@@ -167,3 +170,105 @@ def test_a_head_whose_gcs_dies_is_stopped_and_not_used(state: Path) -> None:
     assert warmray.usable_head() is None
     assert _gone(head["pgid"], limit=30), f"left behind: {_group(head['pgid'])}"
     assert warmray.read_head() is None
+
+
+DRIVEN = textwrap.dedent('''
+    import os, sys, time
+    import airflowdsl as af
+    import helper
+
+    @af.step
+    def one(k: int) -> int:
+        print("hello from the step", flush=True)
+        return helper.VALUE + k
+
+    @af.step
+    def last(x: int, mode: str) -> int:
+        if mode == "bad":
+            raise ValueError("bad input 42")
+        if mode.startswith("slow:"):
+            open(mode[5:], "w").close()
+            time.sleep(120)
+        return x * 10
+
+    @af.pipeline
+    def p(k: int = 0, mode: str = "ok"):
+        return last(one(k), mode)
+
+    run = p.run(store=sys.argv[1], k=int(sys.argv[2]), mode=sys.argv[3])
+    print("status", run.status, "ray imported" if "ray" in sys.modules else "no ray", flush=True)
+    print("output", run.output if run.succeeded else run.error, flush=True)
+''')
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/stat")
+            if _ppid(p) == pid]
+
+
+def _ppid(stat: Path) -> int:
+    try:
+        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+@pytest.mark.timeout(400)
+def test_runs_are_driven_by_the_warm_driver_fresh_code_errors_and_ctrl_c(state: Path) -> None:
+    """A run in a new process hands its steps to the head's warm driver (it never imports
+    Ray itself): the step's print reaches the run's log, an edited helper module
+    runs edited (no stale code in the long-lived template), a failing step fails the run
+    with the step named, Ctrl-C cancels the steps and the driver's child leaves; with
+    ``AIRFLOWDSL_WARM_DRIVER=0`` the run drives itself."""
+    head = warmray.up(num_cpus=2, idle_timeout=600)
+    deadline = time.monotonic() + 60  # the template imports Ray (~2 s) after the head
+    while not (warmray.read_head() or {}).get("driver") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert (warmray.read_head() or {}).get("driver"), "the warm driver did not start"
+    (state / "pipe.py").write_text(DRIVEN)
+    (state / "helper.py").write_text("VALUE = 1\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "pipe.py", str(state / "store"), *args],
+                              cwd=state, env={**env, **extra}, capture_output=True,
+                              text=True, timeout=180)
+
+    proc = run("2", "ok")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "status succeeded no ray" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+    assert "output 30" in proc.stdout
+    logs = list((state / "store" / "runs").glob("*/logs/one.log"))  # written by the step
+    assert len(logs) == 1 and "hello from the step" in logs[0].read_text()
+    (state / "helper.py").write_text("VALUE = 5\n")
+    proc = run("2", "ok")
+    assert "status succeeded no ray" in proc.stdout and "output 70" in proc.stdout, \
+        proc.stdout + proc.stderr[-2000:]
+    proc = run("2", "bad")
+    assert "status failed no ray" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+    assert "'last'" in proc.stdout and "bad input 42" in proc.stdout
+    proc = run("3", "ok", AIRFLOWDSL_WARM_DRIVER="0")
+    assert "status succeeded ray imported" in proc.stdout and "output 80" in proc.stdout, \
+        proc.stdout + proc.stderr[-2000:]
+
+    template = [pid for pid in _group(head["pgid"])
+                if b"airflowdsl.runtime.warmdriver" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert len(template) == 1, template
+    marker = state / "started"
+    slow = subprocess.Popen([sys.executable, "pipe.py", str(state / "store"), "4",
+                             f"slow:{marker}"], cwd=state, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert marker.exists(), "the slow step never started"
+    assert _children(template[0]), "no child of the warm driver runs the steps"
+    slow.send_signal(2)
+    out, err = slow.communicate(timeout=60)
+    assert "status cancelled no ray" in out, out + err[-2000:]
+    deadline = time.monotonic() + 30
+    while _children(template[0]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _children(template[0]), "the warm driver's child outlived its run"
+    assert warmray.down()
+    assert _gone(head["pgid"]), f"left behind: {_group(head['pgid'])}"
