@@ -206,10 +206,13 @@ def skip_final_gc() -> None:
     gc.freeze()
 
 
-def ship_by_value(modules: Iterable[str]) -> None:
+def ship_by_value(modules: Iterable[str], *, pickler: Any = None) -> None:
     """Pickle the user's own modules by value, so workers run the code the driver sees
-    (no stale imports in long-lived workers, no PYTHONPATH needed for tmp-dir modules)."""
-    import ray.cloudpickle as cp
+    (no stale imports in long-lived workers, no PYTHONPATH needed for tmp-dir modules).
+    ``pickler``: the cloudpickle to tell (default Ray's copy)."""
+    if pickler is None:
+        import ray.cloudpickle as pickler
+    cp = pickler
 
     for name in modules:
         mod = sys.modules.get(name)

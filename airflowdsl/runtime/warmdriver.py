@@ -159,13 +159,9 @@ def _dumps(obj: Any, by_value: set[str]) -> bytes:
     """cloudpickle with the run's own modules by value (``raycluster.ship_by_value``)."""
     import cloudpickle
 
-    for name in by_value:
-        mod = sys.modules.get(name)
-        if mod is not None and name != "__main__":
-            try:
-                cloudpickle.register_pickle_by_value(mod)
-            except (ValueError, TypeError):
-                pass
+    from airflowdsl.runtime.raycluster import ship_by_value
+
+    ship_by_value(by_value, pickler=cloudpickle)
     return cloudpickle.dumps(obj, protocol=5)
 
 
