@@ -140,6 +140,11 @@ class StalledError(ResourceError):
     (the driver's stall watchdog stopped the step)."""
 
 
+class WarmDriverError(AirflowDSLError, RuntimeError):
+    """The warm Ray head's driver process (``runtime.warmdriver``) did not answer, or
+    exited before the run it drove ended."""
+
+
 __all__ = [
     "AirflowDSLError",
     "CompileError",
@@ -151,6 +156,7 @@ __all__ = [
     "ResourceError",
     "RunFailedError",
     "StalledError",
+    "WarmDriverError",
     "StepFailed",
     "StoreError",
     "TrainingFailedError",

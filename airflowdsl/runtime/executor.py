@@ -396,6 +396,12 @@ def _loader(plans: dict[str, StepPlan], refs: dict[str, list[Any]], st: Artifact
             manifest = st.manifest(plan.key.digest)
             if manifest is None:
                 raise LookupError(f"step {step!r} has no stored output in {st.root}")
+            if any(o.get("format") == "dataset" for o in manifest["outputs"]):
+                # connect as a run does (the warm head when one runs): read_parquet's own
+                # ray.init() would start another local Ray
+                from airflowdsl.runtime.raycluster import RayCluster
+
+                RayCluster.current().connect(quiet=True)
             values = [st.load(manifest, i) for i in range(len(manifest["outputs"]))]
         if index is not None:
             return values[index]

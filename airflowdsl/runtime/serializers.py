@@ -219,10 +219,6 @@ def read(fs: pafs.FileSystem, path: str, meta: Meta, files: list[str] | None = N
     if fmt == "dataset":
         import ray.data
 
-        if not ray.is_initialized():  # as a run connects: the warm head when one runs (a
-            from airflowdsl.runtime.raycluster import RayCluster  # read's own ray.init()
-
-            RayCluster.current().connect(quiet=True)  # would start another local Ray)
         guard_fsspec_http()
         paths = [f"{path}/{f}" for f in sorted(expected) if f.endswith(".parquet")]
         return ray.data.read_parquet(paths, filesystem=fs) if paths else ray.data.from_items([])

@@ -32,7 +32,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-SOCKET = "driver.sock"
+from airflowdsl.errors import WarmDriverError
+from airflowdsl.runtime.warmray import DRIVER_SOCKET as SOCKET
+from airflowdsl.runtime.warmray import code_id
+from airflowdsl.runtime.warmray import driver_enabled as enabled
+
 #: How long a run waits to connect to the template, and for the child's answer.
 CONNECT_TIMEOUT_S = 2.0
 ANSWER_TIMEOUT_S = 15.0
@@ -49,12 +53,6 @@ PRELOAD = ("numpy", "ray", "airflowdsl.runtime.executor", "airflowdsl.runtime.sc
 Event = Callable[[str, str, dict[str, Any]], None]
 
 
-class WarmDriverError(RuntimeError):
-    """The warm head's driver process stopped answering or exited during a run."""
-
-
-def enabled() -> bool:
-    return os.environ.get("AIRFLOWDSL_WARM_DRIVER", "").strip().lower() not in ("0", "off", "no")
 
 
 def _frame(obj: Any) -> bytes:
@@ -87,8 +85,6 @@ class _Reader:
 def _fingerprint(env: dict[str, str]) -> dict[str, Any]:
     """What must match between the run's process and the template: the interpreter, the
     airflowdsl code, and Ray's environment variables (Ray reads many at import)."""
-    from airflowdsl.runtime.warmray import code_id
-
     return {"python": sys.executable, "code": code_id(),
             "ray_env": {k: v for k, v in env.items()
                         if k.startswith("RAY_") and k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")}}
@@ -216,10 +212,10 @@ def serve(path: str) -> None:
     parent = os.getppid()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    tmp = f"{path}.{os.getpid()}"
-    listener.bind(tmp)
+    if os.path.exists(path):  # a template before this one (it died): its socket is dead
+        os.unlink(path)
+    listener.bind(path)  # a run connecting before ``listen`` is refused: it drives itself
     listener.listen(16)
-    os.replace(tmp, path)
     listener.settimeout(1.0)
     while os.getppid() == parent:
         try:
@@ -323,6 +319,9 @@ def _leave(conn: socket.socket) -> None:
             ray.shutdown()
     except Exception:  # noqa: BLE001 - the job ends with this process either way
         pass
+
+
+__all__ = ["SOCKET", "WarmDriverError", "enabled", "run", "serve"]
 
 
 if __name__ == "__main__":

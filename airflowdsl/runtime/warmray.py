@@ -51,6 +51,13 @@ TOKEN_TIMEOUT_S = 60.0
 #: The runs' driver template (``runtime.warmdriver``) is restarted when it died, at most
 #: this often.
 DRIVER_RESTART_S = 10.0
+#: The template's socket, in the head's session folder.
+DRIVER_SOCKET = "driver.sock"
+
+
+def driver_enabled() -> bool:
+    """Runs may hand their steps to the warm driver (``AIRFLOWDSL_WARM_DRIVER=0``: no)."""
+    return os.environ.get("AIRFLOWDSL_WARM_DRIVER", "").strip().lower() not in ("0", "off", "no")
 
 
 def state_dir() -> Path:
@@ -316,16 +323,14 @@ def _start_driver(temp: str, d: Path) -> subprocess.Popen[bytes] | None:
     """Start the template of the runs' Ray drivers (``runtime.warmdriver``), with the
     environment ``up`` was called with (its ``RAY_*`` variables must match a run's);
     None when it is turned off (``AIRFLOWDSL_WARM_DRIVER=0``) or does not start."""
-    from airflowdsl.runtime import warmdriver
-
-    if not warmdriver.enabled():
+    if not driver_enabled():
         return None
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     try:
         with open(d / "driver.log", "ab") as out:
             return subprocess.Popen(
                 [sys.executable, "-m", "airflowdsl.runtime.warmdriver",
-                 os.path.join(temp, warmdriver.SOCKET)],
+                 os.path.join(temp, DRIVER_SOCKET)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
     except OSError as exc:
         print(f"the warm driver did not start: {exc!r}", flush=True)
@@ -382,7 +387,7 @@ def supervise(num_cpus: int | None, idle_timeout: float) -> None:
     publish()
     deadline = time.monotonic() + START_TIMEOUT_S
     driver: subprocess.Popen[bytes] | None = None  # runtime.warmdriver's template
-    sock = os.path.join(temp, "driver.sock")  # runtime.warmdriver.SOCKET
+    sock = os.path.join(temp, DRIVER_SOCKET)
     driver_started = time.monotonic()
     misses = 0  # checks in a row that found the head's GCS or raylet not answering
     try:
