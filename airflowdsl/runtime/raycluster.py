@@ -212,13 +212,12 @@ def ship_by_value(modules: Iterable[str], *, pickler: Any = None) -> None:
     ``pickler``: the cloudpickle to tell (default Ray's copy)."""
     if pickler is None:
         import ray.cloudpickle as pickler
-    cp = pickler
 
     for name in modules:
         mod = sys.modules.get(name)
         if mod is not None and name != "__main__":
             try:
-                cp.register_pickle_by_value(mod)
+                pickler.register_pickle_by_value(mod)
             except (ValueError, TypeError):
                 pass
 

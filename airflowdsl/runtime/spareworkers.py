@@ -6,10 +6,10 @@ process to start (~1 s on a 2-core machine). The warm head's supervisor
 (``runtime.warmray``) keeps :func:`spare_workers` *unassigned* idle workers: every
 ``KEEP_EVERY_S`` it asks the raylet how many it has (``GetNodeStats``) and starts the
 missing ones, less those on their way (Ray's ``PrestartWorkers``, kept alive for the
-head's idle timeout). Each worker of the head runs :func:`preload` when it starts (numpy, the step task's modules
-and what Ray's serialization context of a job imports: library code only, never a
-pipeline's own module -- that is shipped by value with every run, so an edited step
-always runs the edited code).
+head's idle timeout). Each worker of the head runs :func:`preload` when it starts
+(numpy, the step task's modules and what Ray's serialization context of a job imports:
+library code only, never a pipeline's own module -- that is shipped by value with every
+run, so an edited step always runs the edited code).
 ``AIRFLOWDSL_RAY_SPARE_WORKERS=0`` turns both off.
 """
 

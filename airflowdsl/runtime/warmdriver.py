@@ -53,8 +53,6 @@ PRELOAD = ("numpy", "ray", "airflowdsl.runtime.executor", "airflowdsl.runtime.sc
 Event = Callable[[str, str, dict[str, Any]], None]
 
 
-
-
 def _frame(obj: Any) -> bytes:
     data = pickle.dumps(obj, protocol=5)
     return struct.pack("!Q", len(data)) + data
@@ -82,10 +80,11 @@ class _Reader:
         return out
 
 
-def _fingerprint(env: dict[str, str]) -> dict[str, Any]:
+def _fingerprint(env: dict[str, str], code: str) -> dict[str, Any]:
     """What must match between the run's process and the template: the interpreter, the
-    airflowdsl code, and Ray's environment variables (Ray reads many at import)."""
-    return {"python": sys.executable, "code": code_id(),
+    airflowdsl code (``warmray.code_id``), and Ray's environment variables (Ray reads many
+    at import)."""
+    return {"python": sys.executable, "code": code,
             "ray_env": {k: v for k, v in env.items()
                         if k.startswith("RAY_") and k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")}}
 
@@ -116,7 +115,9 @@ def run(head: dict[str, Any], target: Callable[..., Any], payload: Any, *, emit:
             sock.connect(path)
         except OSError:
             return False
-        job = {**_fingerprint(dict(os.environ)), "env": dict(os.environ), "cwd": os.getcwd(),
+        # the head's code is this process's: ``warmray.usable_head`` checked it
+        job = {**_fingerprint(dict(os.environ), str(head.get("code"))),
+               "env": dict(os.environ), "cwd": os.getcwd(),
                "path": list(sys.path), "argv": list(sys.argv), "blob": blob}
         frame = _frame(job)
         sys.stdout.flush()
@@ -129,17 +130,17 @@ def run(head: dict[str, Any], target: Callable[..., Any], payload: Any, *, emit:
         taken = _follow(sock, emit, control)
     finally:
         sock.close()
-    if taken and not _EXIT_HOOK:
+    if taken and not _EXIT_HOOK[0]:
         import atexit
 
         from airflowdsl.runtime.raycluster import skip_final_gc
 
-        _EXIT_HOOK.append(skip_final_gc)  # as after leaving Ray (~0.1 s of exit here)
+        _EXIT_HOOK[0] = True  # as after leaving Ray (~0.1 s of exit here)
         atexit.register(skip_final_gc)
     return taken
 
 
-_EXIT_HOOK: list[Callable[[], None]] = []
+_EXIT_HOOK = [False]  # skip_final_gc registered in this process
 
 
 def _on_fds() -> bool:
@@ -203,7 +204,7 @@ def serve(path: str) -> None:
     from airflowdsl.runtime.spareworkers import preload_serializers
 
     base = dict(os.environ)
-    mine = _fingerprint(base)
+    mine = _fingerprint(base, code_id())
     for name in PRELOAD:
         importlib.import_module(name)
     preload_serializers()

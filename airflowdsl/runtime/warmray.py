@@ -319,7 +319,7 @@ def _ensure_token(env: dict[str, str]) -> str:
     return ""
 
 
-def _start_driver(temp: str, d: Path) -> subprocess.Popen[bytes] | None:
+def _start_driver(sock: str, d: Path) -> subprocess.Popen[bytes] | None:
     """Start the template of the runs' Ray drivers (``runtime.warmdriver``), with the
     environment ``up`` was called with (its ``RAY_*`` variables must match a run's);
     None when it is turned off (``AIRFLOWDSL_WARM_DRIVER=0``) or does not start."""
@@ -329,8 +329,7 @@ def _start_driver(temp: str, d: Path) -> subprocess.Popen[bytes] | None:
     try:
         with open(d / "driver.log", "ab") as out:
             return subprocess.Popen(
-                [sys.executable, "-m", "airflowdsl.runtime.warmdriver",
-                 os.path.join(temp, DRIVER_SOCKET)],
+                [sys.executable, "-m", "airflowdsl.runtime.warmdriver", sock],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
     except OSError as exc:
         print(f"the warm driver did not start: {exc!r}", flush=True)
@@ -388,14 +387,14 @@ def supervise(num_cpus: int | None, idle_timeout: float) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     driver: subprocess.Popen[bytes] | None = None  # runtime.warmdriver's template
     sock = os.path.join(temp, DRIVER_SOCKET)
-    driver_started = time.monotonic()
+    driver_started = 0.0
     misses = 0  # checks in a row that found the head's GCS or raylet not answering
     try:
         while not stop[0] and child.poll() is None:
             if not head["ready"]:
                 if _accepts(port) and _started(head_log):  # GCS up and the raylet too
                     head["ready"] = True
-                    driver = _start_driver(temp, d)
+                    driver, driver_started = _start_driver(sock, d), time.monotonic()
                     publish()
                 elif time.monotonic() > deadline:
                     break
@@ -414,8 +413,8 @@ def supervise(num_cpus: int | None, idle_timeout: float) -> None:
                         publish()
                     if driver.poll() is not None and \
                             time.monotonic() - driver_started > DRIVER_RESTART_S:
-                        driver = _start_driver(temp, d)  # it died: a new one (runs drive
-                        driver_started = time.monotonic()  # themselves meanwhile)
+                        # it died: a new one (runs drive themselves meanwhile)
+                        driver, driver_started = _start_driver(sock, d), time.monotonic()
                 since = _idle_since(started)
                 if since is not None and time.time() - since > idle_timeout:
                     print(f"warm Ray head idle for {idle_timeout:.0f} s: stopping", flush=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from airflowdsl.runtime import warmdriver
+from airflowdsl.runtime import warmdriver, warmray
 from airflowdsl.runtime.scheduler import Control
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +45,7 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     while not (folder / warmdriver.SOCKET).exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert (folder / warmdriver.SOCKET).exists(), "the template did not listen"
-    yield {"temp_dir": str(folder), "driver": True}
+    yield {"temp_dir": str(folder), "driver": True, "code": warmray.code_id()}
     proc.kill()
     proc.wait(timeout=30)
 
@@ -109,6 +109,7 @@ def test_another_ray_environment_or_no_template_is_declined(
     monkeypatch.setenv("RAY_SOMETHING_ELSE", "1")  # Ray reads its variables at import
     assert _go(head, {"items": ["a"]}) == (False, [])
     monkeypatch.delenv("RAY_SOMETHING_ELSE")
-    assert _go({"temp_dir": str(tmp_path), "driver": True}, {"items": ["a"]}) == (False, [])
+    nowhere = {**head, "temp_dir": str(tmp_path)}
+    assert _go(nowhere, {"items": ["a"]}) == (False, [])
     monkeypatch.setenv("AIRFLOWDSL_WARM_DRIVER", "0")
     assert not warmdriver.enabled()
